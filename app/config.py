@@ -1,0 +1,115 @@
+"""Config validation and resolution: the one place that says "bad config".
+
+`validate(config)` checks every key up front and raises UsageError naming the key, the value and
+the fix. `resolve(config)` then fills what is derived from the flags (run directory, export name,
+the learning rate after the scaling rule), so deep code reads plain values and re-checks nothing.
+"""
+
+import datetime
+import os
+import re
+
+import ml_collections
+import yaml
+
+from app.errors import UsageError
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored")
+PLANNED_STRATEGIES = ("multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _require(ok, message):
+  if not ok:
+    raise UsageError(message)
+
+
+def _positive(value, key, flag):
+  _require(value > 0, f"{key} must be positive; received {value}; pass e.g. {flag}")
+
+
+def validate(config):
+  """Raises UsageError on the first bad key. Imports the registries, so names are checked too."""
+  from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
+  from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
+  from app.models import MODELS  # pylint: disable=g-import-not-at-top
+  from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
+  from app.optim.schedules import SCHEDULES  # pylint: disable=g-import-not-at-top
+
+  _require(_NAME.match(config.name),
+           f"name {config.name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
+  DATASETS.get(config.data.name)
+  MODELS.get(config.model.name)
+  OPTIMIZERS.get(config.optim.name)
+  SCHEDULES.get(config.optim.schedule)
+  parse_augment(config.data.augment)
+
+  data, model, train, optim, runtime = (
+      config.data, config.model, config.train, config.optim, config.runtime)
+  _require(data.image_size >= 0, f"data.image_size must be 0 (as stored) or a side in pixels; "
+           f"received {data.image_size}")
+  _require(data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3; received {data.channels}")
+  _require(0 <= data.validation_split < 1,
+           f"data.validation_split must be in [0, 1); received {data.validation_split}")
+  _require(data.limit >= 0, f"data.limit must be >= 0 (0 = all images); received {data.limit}")
+  _require(data.shuffle_buffer >= 0, "data.shuffle_buffer must be >= 0 (0 = whole split)")
+  _require(model.width >= 0 and model.depth >= 0,
+           "model.width and model.depth must be >= 0 (0 = the family's default)")
+  _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
+  _require(0 < model.bn_momentum < 1,
+           f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
+  _positive(train.epochs, "train.epochs", "--epochs=10")
+  _positive(train.batch_size, "train.batch_size", "--batch_size=128")
+  _positive(train.validation_every_epochs, "train.validation_every_epochs",
+            "--config.train.validation_every_epochs=1")
+  _require(0 <= train.label_smoothing < 1,
+           f"train.label_smoothing must be in [0, 1); received {train.label_smoothing}")
+  _positive(optim.learning_rate, "optim.learning_rate (the learning rate)", "--learning_rate=0.01")
+  _require(optim.reference_batch_size >= 0,
+           "optim.reference_batch_size must be >= 0 (0 = no batch-size scaling)")
+  _require(optim.weight_decay >= 0 and optim.clipnorm >= 0,
+           "optim.weight_decay and optim.clipnorm must be >= 0 (0 = off)")
+  _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1); received {optim.momentum}")
+  _require(0 <= optim.warmup_epochs < train.epochs,
+           f"optim.warmup_epochs={optim.warmup_epochs} must be >= 0 and shorter than "
+           f"train.epochs={train.epochs}")
+  _require(0 <= optim.final_fraction <= 1, "optim.final_fraction must be in [0, 1]")
+  _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
+           "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
+
+  if runtime.strategy in PLANNED_STRATEGIES:
+    raise UsageError(
+        f"strategy {runtime.strategy!r} is not available in this version; choose one of: "
+        f"{', '.join(STRATEGIES)}")
+  _require(runtime.strategy in STRATEGIES,
+           f"unknown strategy {runtime.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+  _require(runtime.mixed_precision in PRECISIONS,
+           f"unknown mixed_precision {runtime.mixed_precision!r}; choose one of: "
+           f"{', '.join(PRECISIONS)}")
+  _positive(runtime.steps_per_execution, "runtime.steps_per_execution",
+            "--config.runtime.steps_per_execution=1")
+
+
+def resolve(config, now=None):
+  """Validated config -> an unlocked copy with derived values filled in (see module docstring)."""
+  validate(config)
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  if not resolved.output_dir:
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    resolved.output_dir = os.path.join("runs", f"{resolved.name}-{stamp}")
+  optim = resolved.optim
+  scale = resolved.train.batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
+  resolved.optim.peak_learning_rate = optim.learning_rate * scale
+  return resolved
+
+
+def check_output_dir(path):
+  """A run directory must be new or empty: a finished run is never overwritten."""
+  if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    raise UsageError(f"output dir {path} already exists and is not empty; pass a new --output_dir")
+
+
+def save(config, path):
+  with open(path, "w") as f:
+    yaml.safe_dump(config.to_dict(), f, sort_keys=False)

@@ -1,0 +1,1 @@
+"""Input: sources (where examples come from), augmentation ops, and the tf.data pipeline."""

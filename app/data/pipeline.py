@@ -1,0 +1,130 @@
+"""The tf.data pipeline: a Source -> batched train / validation / test datasets for model.fit.
+
+Images stay uint8 until the last stage (4x less memory traffic than float32); the model's own
+first layer normalises them, so the exported model takes raw 0..255 pixels.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from app.data import augment
+from app.errors import UsageError
+
+AUTOTUNE = tf.data.AUTOTUNE
+_STATS_SAMPLE = 2000  # images read to estimate per-channel mean/variance of file-based data
+
+
+@dataclasses.dataclass
+class Datasets:
+  train: tf.data.Dataset  # (float32 images 0..255, one-hot float32 labels), batched, augmented
+  validation: tf.data.Dataset
+  test: tf.data.Dataset
+  steps_per_epoch: int
+  num_train: int
+  num_validation: int
+  num_test: int
+  class_names: list
+  image_shape: tuple
+  mean: np.ndarray  # per-channel, pixel units (0..255), of the training images
+  variance: np.ndarray
+  test_split: str  # "test" or "validation" (a source without a test split)
+
+
+def split_validation(examples, fraction, seed):
+  """Seeded random split of `examples` into (train, validation)."""
+  order = np.random.default_rng(seed).permutation(len(examples))
+  count = int(round(len(examples) * fraction))
+  if count < 1 or count >= len(examples):
+    raise UsageError(
+        f"validation_split={fraction} of {len(examples)} training images leaves an empty split; "
+        "choose a fraction between 0 and 1 that keeps images on both sides")
+  return examples.subset(np.sort(order[count:])), examples.subset(np.sort(order[:count]))
+
+
+def _decode(path, image_shape):
+  height, width, channels = image_shape
+  image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+  image.set_shape([None, None, channels])
+  same = tf.logical_and(tf.shape(image)[0] == height, tf.shape(image)[1] == width)
+  resized = lambda: tf.cast(tf.round(tf.clip_by_value(
+      tf.image.resize(image, [height, width]), 0, 255)), tf.uint8)
+  image = tf.cond(same, lambda: image, resized)
+  image.set_shape(image_shape)
+  return image
+
+
+def _batches(examples, image_shape, batch_size, *, shuffle_seed=None, shuffle_buffer=0,
+             cache=True, drop_remainder=False):
+  """(uint8 images, int32 labels) batches. In-memory arrays are gathered per batch from one
+  tensor (no per-image tf.data work); files are decoded in parallel, then cached decoded."""
+  labels = tf.constant(examples.labels)
+  if examples.images is not None:
+    images = tf.constant(examples.images)
+    ds = tf.data.Dataset.range(len(examples))
+    if shuffle_seed is not None:
+      ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
+  ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.labels))
+  ds = ds.map(lambda p, y: (_decode(p, image_shape), y), num_parallel_calls=AUTOTUNE)
+  if cache:
+    ds = ds.cache()  # decode once: later epochs read decoded uint8 images from memory
+  if shuffle_seed is not None:
+    ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
+  return ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+
+
+def channel_stats(examples, image_shape):
+  """Per-channel mean and variance of the training images, in pixel units."""
+  if examples.images is not None:
+    pixels = examples.images.reshape(-1, image_shape[-1]).astype(np.float64)
+  else:
+    sample = examples.subset(np.linspace(0, len(examples) - 1, min(len(examples), _STATS_SAMPLE)).astype(int))
+    pixels = np.concatenate([b.numpy().reshape(-1, image_shape[-1]) for b, _ in
+                             _batches(sample, image_shape, 256, cache=False)]).astype(np.float64)
+  return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
+
+
+def build(source, data, batch_size, seed, drop_remainder=False):
+  """Source + data config -> Datasets. Validation comes from data.validation_split or the test split."""
+  train, test, test_split = source.train, source.test, "test"
+  if data.limit:
+    train = train.subset(np.arange(min(data.limit, len(train))))
+    test = test and test.subset(np.arange(min(data.limit, len(test))))
+  if data.validation_split > 0:
+    train, validation = split_validation(train, data.validation_split, seed)
+  elif test is not None:
+    validation = test
+  else:
+    raise UsageError(
+        f"{source.description} has no test split; hold part of the training images out with "
+        "--config.data.validation_split=0.1")
+  if test is None:
+    test, test_split = validation, "validation"
+  if len(train) < batch_size and drop_remainder:
+    raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
+
+  num_classes = len(source.class_names)
+  augment_batch = augment.parse(data.augment)
+
+  def finish(images, labels, training):
+    if training:
+      images = augment_batch(images)
+    return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
+
+  def pipeline(examples, training):
+    ds = _batches(examples, source.image_shape, batch_size,
+                  shuffle_seed=seed if training else None, shuffle_buffer=data.shuffle_buffer,
+                  cache=data.cache, drop_remainder=drop_remainder and training)
+    ds = ds.map(lambda x, y: finish(x, y, training), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+  steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
+  mean, variance = channel_stats(train, source.image_shape)
+  return Datasets(
+      train=pipeline(train, True), validation=pipeline(validation, False),
+      test=pipeline(test, False), steps_per_epoch=steps, num_train=len(train),
+      num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
+      image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split)

@@ -1,0 +1,21 @@
+"""VGG-style nets with batch norm (Simonyan & Zisserman 2015; Ioffe & Szegedy 2015)."""
+
+import keras
+
+from app.models.registry import MODELS, classifier_head, conv_bn_act
+
+
+@MODELS.register("vgg")
+def build_vgg(input_shape, num_classes, *, width=0, depth=0, dropout=0.0, bn_momentum=0.9,
+              activation="relu"):
+  """Three stages of `depth` conv-BN-act layers (2 by default) at widths w, 2w, 4w (w=32 by
+  default), 2x2 max-pool between stages, then global average pooling and the classifier."""
+  width, depth = width or 32, depth or 2
+  inputs = keras.Input(input_shape, name="image")
+  x = inputs
+  for stage, filters in enumerate((width, 2 * width, 4 * width)):
+    if stage:
+      x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+    for layer in range(depth):
+      x = conv_bn_act(x, filters, activation, bn_momentum, name=f"stage{stage}_{layer}")
+  return keras.Model(inputs, classifier_head(x, num_classes, dropout), name="vgg")

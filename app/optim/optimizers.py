@@ -1,0 +1,61 @@
+"""OPTIMIZERS: name -> builder(learning_rate, optim config) -> keras optimizer.
+
+Weight decay is Keras 3's decoupled form (AdamW-style: w -= rate * weight_decay * w each step)
+on every optimizer, and skips biases and batch-norm parameters: decaying BN's gamma/beta only
+shrinks the normalised activations and hurts accuracy (Jia et al. 2018, "Highly Scalable...").
+"""
+
+import keras
+
+from app.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+
+
+def _common(optim):
+  return {"weight_decay": optim.weight_decay or None, "clipnorm": optim.clipnorm or None}
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(rate, optim):
+  return keras.optimizers.SGD(rate, momentum=optim.momentum, nesterov=optim.nesterov, **_common(optim))
+
+
+@OPTIMIZERS.register("adam")
+def adam(rate, optim):
+  return keras.optimizers.Adam(rate, beta_1=optim.momentum, **_common(optim))
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(rate, optim):
+  common = _common(optim)
+  common["weight_decay"] = optim.weight_decay  # AdamW: 0 means none, never Keras's 0.004 default
+  return keras.optimizers.AdamW(rate, beta_1=optim.momentum, **common)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(rate, optim):
+  return keras.optimizers.RMSprop(rate, momentum=optim.momentum, **_common(optim))
+
+
+@OPTIMIZERS.register("adagrad")
+def adagrad(rate, optim):
+  return keras.optimizers.Adagrad(rate, **_common(optim))
+
+
+@OPTIMIZERS.register("nadam")
+def nadam(rate, optim):
+  return keras.optimizers.Nadam(rate, beta_1=optim.momentum, **_common(optim))
+
+
+@OPTIMIZERS.register("lion")
+def lion(rate, optim):
+  return keras.optimizers.Lion(rate, beta_1=optim.momentum, **_common(optim))
+
+
+def build_optimizer(optim, rate):
+  optimizer = OPTIMIZERS.get(optim.name)(rate, optim)
+  if optim.weight_decay:
+    # Keras matches these as substrings of variable paths: conv/dense biases and BN gamma/beta.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+  return optimizer

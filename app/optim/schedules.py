@@ -1,0 +1,133 @@
+"""SCHEDULES: name -> keras LearningRateSchedule over optimizer steps, each with linear warmup.
+
+Every schedule is built from the same resolved quantities (peak rate, total steps, warmup steps,
+steps per epoch), so switching schedules is one config key.
+"""
+
+
+import keras
+from keras import ops
+
+from app.registry import Registry
+
+SCHEDULES = Registry("schedule")
+
+
+@keras.saving.register_keras_serializable(package="app")
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear ramp from 0 to `after(warmup_steps)` over `warmup_steps`, then `after(step)`."""
+
+  def __init__(self, after, warmup_steps):
+    self.after = after
+    self.warmup_steps = warmup_steps
+
+  def __call__(self, step):
+    step = ops.cast(step, "float32")
+    ramp = self.after(float(self.warmup_steps)) * (step + 1.0) / max(self.warmup_steps, 1)
+    return ops.where(step < self.warmup_steps, ramp, self.after(step))
+
+  def get_config(self):
+    return {"after": keras.saving.serialize_keras_object(self.after),
+            "warmup_steps": self.warmup_steps}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(keras.saving.deserialize_keras_object(config["after"]), config["warmup_steps"])
+
+
+@keras.saving.register_keras_serializable(package="app")
+class Constant(keras.optimizers.schedules.LearningRateSchedule):
+
+  def __init__(self, rate):
+    self.rate = rate
+
+  def __call__(self, step):
+    return ops.cast(self.rate, "float32") + 0.0 * ops.cast(step, "float32")
+
+  def get_config(self):
+    return {"rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package="app")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Straight line from `rate` at `start_step` to `rate * final_fraction` at `end_step`."""
+
+  def __init__(self, rate, start_step, end_step, final_fraction=0.0):
+    self.rate, self.start_step, self.end_step = rate, start_step, end_step
+    self.final_fraction = final_fraction
+
+  def __call__(self, step):
+    progress = (ops.cast(step, "float32") - self.start_step) / max(self.end_step - self.start_step, 1)
+    progress = ops.clip(progress, 0.0, 1.0)
+    return self.rate * (1.0 - (1.0 - self.final_fraction) * progress)
+
+  def get_config(self):
+    return {"rate": self.rate, "start_step": self.start_step, "end_step": self.end_step,
+            "final_fraction": self.final_fraction}
+
+
+def _with_warmup(schedule, warmup_steps):
+  return Warmup(schedule, warmup_steps) if warmup_steps > 0 else schedule
+
+
+@SCHEDULES.register("constant")
+def constant(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  return _with_warmup(Constant(rate), warmup_steps)
+
+
+@SCHEDULES.register("cosine")
+def cosine(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Half-cosine from the peak to peak * final_fraction over the steps after warmup."""
+  decay = keras.optimizers.schedules.CosineDecay(
+      rate, decay_steps=max(total_steps - warmup_steps, 1), alpha=optim.final_fraction)
+  return _with_warmup(_Shifted(decay, warmup_steps), warmup_steps)
+
+
+@SCHEDULES.register("onecycle")
+def onecycle(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Triangular: linear warmup to the peak, then linear decay to peak * final_fraction at the end
+  (Smith 2018's one-cycle as used by the CIFAR-10 speedruns: Page's DAWNBench ResNet-9, airbench)."""
+  return _with_warmup(LinearDecay(rate, warmup_steps, total_steps, optim.final_fraction), warmup_steps)
+
+
+@SCHEDULES.register("step")
+def step(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Multiply by decay_rate every decay_epochs."""
+  decay = keras.optimizers.schedules.ExponentialDecay(
+      rate, decay_steps=max(int(optim.decay_epochs * steps_per_epoch), 1),
+      decay_rate=optim.decay_rate, staircase=True)
+  return _with_warmup(_Shifted(decay, warmup_steps), warmup_steps)
+
+
+@SCHEDULES.register("exponential")
+def exponential(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Smooth decay by decay_rate per decay_epochs."""
+  decay = keras.optimizers.schedules.ExponentialDecay(
+      rate, decay_steps=max(int(optim.decay_epochs * steps_per_epoch), 1),
+      decay_rate=optim.decay_rate)
+  return _with_warmup(_Shifted(decay, warmup_steps), warmup_steps)
+
+
+@keras.saving.register_keras_serializable(package="app")
+class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
+  """`inner(step - shift)`: a decay that starts when warmup ends."""
+
+  def __init__(self, inner, shift):
+    self.inner, self.shift = inner, shift
+
+  def __call__(self, step):
+    return self.inner(ops.maximum(ops.cast(step, "float32") - self.shift, 0.0))
+
+  def get_config(self):
+    return {"inner": keras.saving.serialize_keras_object(self.inner), "shift": self.shift}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(keras.saving.deserialize_keras_object(config["inner"]), config["shift"])
+
+
+def build_schedule(optim, peak_rate, total_steps, steps_per_epoch):
+  warmup_steps = int(round(optim.warmup_epochs * steps_per_epoch))
+  return SCHEDULES.get(optim.schedule)(peak_rate, total_steps, warmup_steps, steps_per_epoch, optim)
+
+

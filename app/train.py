@@ -1,0 +1,84 @@
+r"""Train, evaluate and export an image classifier.
+
+  python -m app.train                                  # the default recipe: Fashion-MNIST
+  python -m app.train --config=configs/cifar10.py --epochs=3
+  python -m app.train --dataset=folder --data_dir=~/photos --config.data.validation_split=0.1
+
+Every recipe key can be overridden as --config.<section>.<key>=VALUE; the shortcut flags below
+override the same keys. The run directory receives config.yaml, history.csv,
+training_curves.png, tensorboard/, checkpoints/ and metrics.json; the model is exported to
+<export_dir>/<name>/<version>/.
+"""
+
+import os
+
+from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import configs
+
+__doc__ += "\n" + cli.config_keys_help()  # --help lists every --config.<key> override
+DEFAULT_RECIPE = os.path.join(os.path.dirname(configs.__file__), "fashion_mnist.py")
+
+config_flags.DEFINE_config_file(
+    "config", DEFAULT_RECIPE, "Recipe file (configs/*.py); override keys as --config.a.b=VALUE.",
+    lock_config=True)
+
+# Shortcut flag -> the config key it overrides. None (unset) leaves the recipe's value.
+SHORTCUTS = {
+    "dataset": ("data.name", flags.DEFINE_string, "Data source: fashion_mnist, folder, idx."),
+    "data_dir": ("data.data_dir", flags.DEFINE_string, "Where the data source reads."),
+    "model": ("model.name", flags.DEFINE_string, "Model family (python -m app.models lists them)."),
+    "epochs": ("train.epochs", flags.DEFINE_integer, "Training epochs."),
+    "batch_size": ("train.batch_size", flags.DEFINE_integer, "Global batch size."),
+    "learning_rate": ("optim.learning_rate", flags.DEFINE_float,
+                      "Peak learning rate (at optim.reference_batch_size, if set)."),
+    "optimizer": ("optim.name", flags.DEFINE_string,
+                  "Optimizer: sgd, adam, adamw, rmsprop, adagrad, nadam, lion."),
+    "seed": ("seed", flags.DEFINE_integer, "Random seed for data order and initialisation."),
+    "output_dir": ("output_dir", flags.DEFINE_string,
+                   "Run directory (new or empty); default runs/<name>-<UTC time>."),
+    "export_dir": ("export.dir", flags.DEFINE_string,
+                   "Export root; the model goes to <export_dir>/<name>/<next version>/."),
+    "strategy": ("runtime.strategy", flags.DEFINE_string,
+                 "Distribution strategy: auto, default, one_device, mirrored."),
+    "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
+                        "Precision policy: float32, mixed_bfloat16, mixed_float16."),
+    "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
+}
+for flag_name, (key, define, help_text) in SHORTCUTS.items():
+  define(flag_name, None, f"{help_text} Overrides config.{key}.")
+
+
+def apply_shortcuts(config):
+  for flag_name, (key, _, _) in SHORTCUTS.items():
+    value = flags.FLAGS[flag_name].value
+    if value is not None:
+      *parents, leaf = key.split(".")
+      section = config
+      for parent in parents:
+        section = section[parent]
+      section[leaf] = value
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
+  from app import config as config_lib, training  # pylint: disable=g-import-not-at-top
+  config = flags.FLAGS.config
+  apply_shortcuts(config)
+  resolved = config_lib.resolve(config)
+  metrics = training.train_and_evaluate(resolved)
+  print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_split']} split) after "
+        f"{metrics['train_seconds']:.0f} s of training; run dir {resolved.output_dir}; "
+        f"export {metrics['export_path']}")
+
+def run():
+  """Console-script entry point (convtrain-train)."""
+  app.run(cli.run_main(main), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()
