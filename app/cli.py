@@ -1,11 +1,34 @@
 """What every entry script shares: one-line errors with exit status 2, and quiet TF logging."""
 
+import logging
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+_QUIET = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0"  # before TensorFlow loads
+
+
+def _import_tensorflow_quietly():
+  """TF 2.21 prints oneDNN/CUDA notes to fd 2 before its log level applies (and again on the
+  first device query); hide them so a run's stderr holds our messages. TF_CPP_MIN_LOG_LEVEL=0
+  shows them. A failed import still raises with its traceback: fd 2 is restored first."""
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_logical_devices()
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+if _QUIET:
+  _import_tensorflow_quietly()
+  # TF's Python-side INFO chatter (SavedModel signature renames, saver timings) drowns our log.
+  logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from app.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -27,14 +50,42 @@ def fail(message):
   sys.exit(2)
 
 
+def _fail_on_config_error(error):
+  """ml_collections' errors for a bad --config file or override, as one line."""
+  if isinstance(error, (AttributeError, KeyError)):  # an override names a key the recipe lacks
+    hint = " ".join(str(error).replace("\\n", " ").replace("\\'", "").strip("'\" ").split())
+    fail(f"unknown config key {hint}; --help lists the keys")
+  lines = str(error.__cause__ or error).strip().splitlines()
+  fail(f"cannot load the --config recipe: {lines[-1].strip()}; pass a recipe file such as "
+       "configs/fashion_mnist.py")
+
+
+def define_config_flag(default_recipe):
+  """`--config` (a recipe file, locked: a mistyped key is refused) with --config.<key> overrides.
+
+  ml_collections reads sys.argv while defining the flag, so errors can surface here."""
+  try:
+    config_flags.DEFINE_config_file(
+        "config", default_recipe,
+        "Recipe file (configs/*.py); override keys as --config.<section>.<key>=VALUE.",
+        lock_config=True)
+  except (AttributeError, KeyError, OSError) as e:
+    _fail_on_config_error(e)
+
+
 def parse_flags(argv):
   """absl's parser, but a bad flag is one line and exit status 2 instead of absl's usage dump."""
   try:
-    return flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv)
+    if "config" in flags.FLAGS:
+      flags.FLAGS.config.keys()  # ml_collections loads lazily: surface its errors now
+    return remaining
   except flags.Error as e:
     fail(str(e).strip().splitlines()[0])
   except UsageError as e:
     fail(e)
+  except (AttributeError, KeyError, OSError) as e:
+    _fail_on_config_error(e)
 
 
 def run_main(main):

@@ -73,7 +73,7 @@ def validate(config):
   _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1); received {optim.momentum}")
   _require(0 <= optim.warmup_epochs < train.epochs,
            f"optim.warmup_epochs={optim.warmup_epochs} must be >= 0 and shorter than "
-           f"train.epochs={train.epochs}")
+           f"train.epochs={train.epochs}; lower --config.optim.warmup_epochs")
   _require(0 <= optim.final_fraction <= 1, "optim.final_fraction must be in [0, 1]")
   _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
            "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")

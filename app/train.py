@@ -15,16 +15,13 @@ import os
 from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
 
 from absl import app, flags
-from ml_collections import config_flags
 
 import configs
 
 __doc__ += "\n" + cli.config_keys_help()  # --help lists every --config.<key> override
 DEFAULT_RECIPE = os.path.join(os.path.dirname(configs.__file__), "fashion_mnist.py")
 
-config_flags.DEFINE_config_file(
-    "config", DEFAULT_RECIPE, "Recipe file (configs/*.py); override keys as --config.a.b=VALUE.",
-    lock_config=True)
+cli.define_config_flag(DEFAULT_RECIPE)
 
 # Shortcut flag -> the config key it overrides. None (unset) leaves the recipe's value.
 SHORTCUTS = {

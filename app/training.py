@@ -51,12 +51,13 @@ def train_and_evaluate(config):
   config_lib.check_output_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
 
+  # === Data ===
+  source = DATASETS.get(config.data.name)(config.data)  # first: it rejects bad data dirs
+
   # === Runtime ===
   accel.set_precision(config.runtime)
   strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
 
-  # === Data ===
-  source = DATASETS.get(config.data.name)(config.data)
   data = pipeline.build(source, config.data, config.train.batch_size, config.seed,
                         drop_remainder=config.runtime.jit_compile)
   logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
@@ -79,7 +80,8 @@ def train_and_evaluate(config):
   timing, run_callbacks = callbacks.build(run_dir)
   history = model.fit(
       data.train, epochs=config.train.epochs, validation_data=data.validation,
-      validation_freq=config.train.validation_every_epochs, callbacks=run_callbacks, verbose=2)
+      validation_freq=config.train.validation_every_epochs, callbacks=run_callbacks, verbose=2,
+      shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
   train_seconds = timing.elapsed_seconds
   plots.training_curves(history.history, os.path.join(run_dir, "training_curves.png"),
                         config.train.validation_every_epochs)

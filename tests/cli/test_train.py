@@ -1,0 +1,114 @@
+"""End to end: python -m app.train as a user runs it (a subprocess), happy path and bad input."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--epochs=1", "--config.data.limit=1000", "--model=simple_cnn", "--config.model.width=8",
+        "--config.optim.warmup_epochs=0", "--config.name=tiny"]
+
+
+def run_train(*args):
+  return subprocess.run([sys.executable, "-m", "app.train", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_tiny_run_writes_the_run_dir_and_a_reloadable_export(tmp_path):
+  run_dir, exports = tmp_path / "run", tmp_path / "exports"
+  result = run_train(*TINY, f"--output_dir={run_dir}", f"--export_dir={exports}")
+  assert result.returncode == 0, result.stderr[-3000:]
+
+  metrics = json.loads((run_dir / "metrics.json").read_text())
+  for key in ("test_accuracy", "test_loss", "epochs_completed", "train_seconds",
+              "train_images_per_second", "export_path"):
+    assert key in metrics, key
+  assert metrics["epochs_completed"] == 1
+  assert 0.1 < metrics["test_accuracy"] <= 1.0  # above chance after one epoch of 1,000 images
+  assert metrics["train_images_per_second"] > 0
+  assert metrics["export_path"] == str(exports / "tiny" / "1")
+  assert "model:" in (run_dir / "config.yaml").read_text()
+  assert len(list(csv.DictReader((run_dir / "history.csv").open()))) == 1
+  assert (run_dir / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+  assert (run_dir / "checkpoints" / "best.keras").is_file()
+  assert os.listdir(run_dir / "tensorboard")
+
+  # The export loads in a fresh process and predicts what the trained Keras model predicts.
+  check = f"""
+import numpy as np, tensorflow as tf, keras
+from app.data.idx import read_idx
+images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")[:32, ..., None]
+images = images.astype("float32")
+served = tf.saved_model.load({str(metrics["export_path"])!r}).serve(images).numpy()
+trained = keras.saving.load_model({str(run_dir / "checkpoints" / "last.keras")!r}).predict(images, verbose=0)
+assert served.shape == (32, 10), served.shape
+np.testing.assert_allclose(served, trained, atol=1e-5)
+print("parity ok")
+"""
+  reload = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+  assert reload.returncode == 0 and "parity ok" in reload.stdout, reload.stderr[-3000:]
+
+  # A second run exports version 2 and leaves version 1 as it was.
+  version_1 = exports / "tiny" / "1" / "saved_model.pb"
+  before = version_1.read_bytes()
+  again = run_train(*TINY, f"--output_dir={tmp_path / 'run2'}", f"--export_dir={exports}")
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert json.loads((tmp_path / "run2" / "metrics.json").read_text())["export_path"].endswith("/2")
+  assert version_1.read_bytes() == before
+  assert sorted(os.listdir(exports / "tiny")) == ["1", "2"]
+
+
+def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir):
+  result = run_train(
+      "--dataset=folder", f"--data_dir={cifar_mini_dir}", "--epochs=1", "--model=simple_cnn",
+      "--config.model.width=8", "--config.optim.warmup_epochs=0", "--config.data.augment=flip",
+      f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+  assert (metrics["num_train"], metrics["num_test"], metrics["test_split"]) == (1000, 200, "test")
+  assert len(metrics["class_names"]) == 10
+
+
+def test_help_documents_the_shortcuts_and_every_config_key():
+  result = run_train("--help")
+  assert result.returncode == 0
+  for flag in ("--dataset", "--data_dir", "--model", "--epochs", "--batch_size", "--learning_rate",
+               "--optimizer", "--seed", "--output_dir", "--export_dir", "--strategy",
+               "--mixed_precision", "--jit_compile", "--config.train.label_smoothing",
+               "--config.optim.schedule", "--config.data.augment"):
+    assert flag in result.stdout, flag
+
+
+BAD_INPUTS = {
+    "unknown dataset": (["--dataset=nope"], "unknown dataset 'nope'; choose one of: "),
+    "unknown model": (["--model=nope"], "unknown model 'nope'; choose one of: "),
+    "unknown optimizer": (["--optimizer=nope"], "unknown optimizer 'nope'; choose one of: "),
+    "missing data dir": (["--dataset=folder", "--data_dir=/no/such/dir"], "does not exist"),
+    "empty data dir": (["--dataset=folder", "--data_dir={empty}"], "no images"),
+    "malformed override": (["--config.train.epochs=abc"], "--config.train.epochs=abc"),
+    "unknown config key": (["--config.train.epochz=3"], "unknown config key epochz"),
+    "negative learning rate": (["--learning_rate=-0.1"], "learning_rate"),
+    "negative batch size": (["--batch_size=-8"], "batch_size must be positive"),
+    "missing recipe": (["--config=configs/nope.py"], "cannot load the --config recipe"),
+    "strategy not yet available": (["--strategy=multi_worker"], "strategy 'multi_worker'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+  args, expected = BAD_INPUTS[case]
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  run_dir, exports = tmp_path / "run", tmp_path / "exports"
+  args = [a.format(empty=empty) for a in args]
+  result = run_train(*args, f"--output_dir={run_dir}", f"--export_dir={exports}")
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and expected in last, last
+  assert not run_dir.exists() and not exports.exists()

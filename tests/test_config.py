@@ -1,0 +1,124 @@
+"""app/config.py: every recipe validates, resolve() derives values once, bad keys are refused."""
+
+import datetime
+import glob
+import importlib
+import os
+
+import pytest
+
+from app import config as config_lib
+from app.data.sources import DATASETS
+from app.errors import UsageError
+from app.models import MODELS
+from app.optim.optimizers import OPTIMIZERS
+from app.optim.schedules import SCHEDULES
+from configs import default
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+RECIPES = sorted(
+    os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(CONFIGS_DIR, "*.py"))
+    if os.path.basename(p) not in ("default.py", "__init__.py"))
+
+
+def test_there_are_recipes():
+  assert "fashion_mnist" in RECIPES
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_validates(recipe):
+  config = importlib.import_module(f"configs.{recipe}").get_config()
+  config_lib.validate(config)
+
+
+def test_default_validates():
+  config_lib.validate(default.get_config())
+
+
+def test_resolve_fills_output_dir_under_runs():
+  config = default.get_config()
+  config.name = "trial"
+  now = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
+  resolved = config_lib.resolve(config, now=now)
+  assert resolved.output_dir == os.path.join("runs", "trial-20240506-070809")
+  assert config.output_dir == ""  # the input is left as it was
+
+
+def test_resolve_keeps_given_output_dir():
+  config = default.get_config()
+  config.output_dir = "/tmp/somewhere"
+  assert config_lib.resolve(config).output_dir == "/tmp/somewhere"
+
+
+def test_resolve_scales_learning_rate_linearly_with_batch_size():
+  config = default.get_config()
+  config.optim.learning_rate = 0.1
+  config.optim.reference_batch_size = 256
+  config.train.batch_size = 1024
+  assert config_lib.resolve(config).optim.peak_learning_rate == pytest.approx(0.4)
+  config.train.batch_size = 64
+  assert config_lib.resolve(config).optim.peak_learning_rate == pytest.approx(0.025)
+
+
+def test_resolve_without_reference_batch_uses_learning_rate_as_given():
+  config = default.get_config()
+  config.optim.learning_rate = 0.1
+  config.optim.reference_batch_size = 0
+  config.train.batch_size = 1024
+  assert config_lib.resolve(config).optim.peak_learning_rate == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("key, value, registry", [
+    ("data.name", "imagenet22k", DATASETS),
+    ("model.name", "transformer", MODELS),
+    ("optim.name", "sgdd", OPTIMIZERS),
+    ("optim.schedule", "triangle", SCHEDULES),
+])
+def test_unknown_name_lists_choices(key, value, registry):
+  config = default.get_config()
+  section, field = key.split(".")
+  config[section][field] = value
+  with pytest.raises(UsageError) as error:
+    config_lib.validate(config)
+  message = str(error.value)
+  assert value in message
+  for name in registry.names():
+    assert name in message
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("optim.learning_rate", -0.1, "optim.learning_rate"),
+    ("train.batch_size", 0, "train.batch_size"),
+    ("train.batch_size", -32, "train.batch_size"),
+    ("optim.warmup_epochs", 10.0, "optim.warmup_epochs"),  # == train.epochs (10)
+    ("optim.warmup_epochs", 12.0, "optim.warmup_epochs"),
+    ("data.validation_split", 1.0, "data.validation_split"),
+    ("runtime.strategy", "multi_worker", "strategy"),
+    ("runtime.mixed_precision", "float8", "mixed_precision"),
+])
+def test_bad_value_names_the_key(key, value, named):
+  config = default.get_config()
+  section, field = key.split(".")
+  config[section][field] = value
+  with pytest.raises(UsageError, match=named):
+    config_lib.validate(config)
+
+
+def test_planned_strategy_says_not_available():
+  config = default.get_config()
+  config.runtime.strategy = "multi_worker"
+  with pytest.raises(UsageError, match="not available") as error:
+    config_lib.validate(config)
+  for strategy in config_lib.STRATEGIES:
+    assert strategy in str(error.value)
+
+
+def test_check_output_dir_refuses_non_empty_dir(tmp_path):
+  (tmp_path / "metrics.json").write_text("{}")
+  with pytest.raises(UsageError, match=str(tmp_path)):
+    config_lib.check_output_dir(str(tmp_path))
+
+
+def test_check_output_dir_accepts_empty_or_new_dir(tmp_path):
+  config_lib.check_output_dir(str(tmp_path))
+  config_lib.check_output_dir(str(tmp_path / "new"))
