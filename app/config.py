@@ -71,6 +71,8 @@ def validate(config):
   _require(optim.weight_decay >= 0 and optim.clipnorm >= 0,
            "optim.weight_decay and optim.clipnorm must be >= 0 (0 = off)")
   _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1); received {optim.momentum}")
+  _require(optim.name != "lion" or optim.momentum > 0,
+           "optim.momentum is Lion's beta_1 and must be > 0; pass e.g. --config.optim.momentum=0.9")
   _require(0 <= optim.warmup_epochs < train.epochs,
            f"optim.warmup_epochs={optim.warmup_epochs} must be >= 0 and shorter than "
            f"train.epochs={train.epochs}; lower --config.optim.warmup_epochs")

@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import zlib
 
 import numpy as np
 
@@ -17,11 +18,13 @@ def read_idx(path):
   try:
     with opener(path, "rb") as f:
       data = f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:
     raise UsageError(f"cannot read IDX file {path}: {e}; replace it with an intact copy") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
     raise UsageError(f"{path} is not an IDX file (bad magic number); pass the original IDX files")
   dtype, ndim = np.dtype(_DTYPES[data[2]]), data[3]
+  if len(data) < 4 + 4 * ndim:
+    raise UsageError(f"{path} is truncated inside its header; replace it with an intact copy")
   shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
   body = data[4 + 4 * ndim:]
   expected = int(np.prod(shape)) * dtype.itemsize

@@ -7,6 +7,8 @@ default. The classifier ends in a float32 softmax, so mixed precision never roun
 
 import keras
 
+from app.models.layers import BatchNormalization
+
 from app.registry import Registry
 
 MODELS = Registry("model")
@@ -25,5 +27,5 @@ def classifier_head(x, num_classes, dropout):
 def conv_bn_act(x, filters, activation, bn_momentum, name, kernel_size=3, strides=1):
   x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                           name=f"{name}_conv")(x)
-  x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+  x = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
   return keras.layers.Activation(activation, name=f"{name}_act")(x)

@@ -3,6 +3,7 @@
 import keras
 
 from app.errors import UsageError
+from app.models.layers import BatchNormalization
 from app.models.registry import MODELS, classifier_head, conv_bn_act
 
 
@@ -11,11 +12,11 @@ def residual_block(x, filters, strides, activation, bn_momentum, name):
   shortcut = x
   x = conv_bn_act(x, filters, activation, bn_momentum, f"{name}_a", strides=strides)
   x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(x)
-  x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_b_bn")(x)
+  x = BatchNormalization(momentum=bn_momentum, name=f"{name}_b_bn")(x)
   if strides != 1 or shortcut.shape[-1] != filters:
     shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False,
                                    name=f"{name}_proj_conv")(shortcut)
-    shortcut = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_proj_bn")(shortcut)
+    shortcut = BatchNormalization(momentum=bn_momentum, name=f"{name}_proj_bn")(shortcut)
   x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
   return keras.layers.Activation(activation, name=f"{name}_out")(x)
 

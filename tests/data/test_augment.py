@@ -1,0 +1,99 @@
+"""app/data/augment.py: each op eagerly and inside tf.data, what its outputs may be, the parser."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from app.data import augment
+from app.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def images():
+  """16 distinct images with no zero pixels, so a shifted window of the padding is recognisable."""
+  rng = np.random.default_rng(0)
+  return rng.integers(1, 256, size=(16, 6, 7, 3), dtype=np.uint8)
+
+
+def eagerly(op, images):
+  return op(tf.constant(images)).numpy()
+
+
+def in_dataset(op, images):
+  """The op as the pipeline runs it: traced inside Dataset.map (graph mode, unknown batch size)."""
+  ds = tf.data.Dataset.from_tensor_slices(images).batch(len(images)).map(op)
+  return next(iter(ds)).numpy()
+
+
+RUNNERS = pytest.mark.parametrize("run", [eagerly, in_dataset], ids=["eager", "dataset"])
+
+
+@RUNNERS
+def test_flip_gives_each_image_or_its_mirror(images, run):
+  out = run(augment.flip, images)
+  assert out.shape == images.shape and out.dtype == np.uint8
+  mirrored = 0
+  for image, result in zip(images, out):
+    if np.array_equal(result, image[:, ::-1]):
+      mirrored += 1
+    else:
+      np.testing.assert_array_equal(result, image)
+  assert 0 < mirrored < len(images)  # per-image randomness; fails with chance 2 / 2**16
+
+
+def windows(image, pad):
+  """Every translation by up to `pad` pixels of `image`, the border filled with zeros."""
+  height, width = image.shape[:2]
+  padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
+  return {(top, left): padded[top:top + height, left:left + width]
+          for top in range(2 * pad + 1) for left in range(2 * pad + 1)}
+
+
+@RUNNERS
+def test_crop_gives_each_image_a_translated_window(images, run):
+  pad = 2
+  out = run(lambda x: augment.crop(x, pad=pad), images)
+  assert out.shape == images.shape and out.dtype == np.uint8
+  offsets = []
+  for image, result in zip(images, out):
+    found = [offset for offset, window in windows(image, pad).items()
+             if np.array_equal(result, window)]
+    assert len(found) == 1, "output is not a zero-padded translation of its input"
+    offsets.append(found[0])
+  assert len(set(offsets)) > 1  # per-image offsets, not one for the whole batch
+
+
+def test_crop_pad_zero_is_identity(images):
+  np.testing.assert_array_equal(eagerly(lambda x: augment.crop(x, pad=0), images), images)
+
+
+@RUNNERS
+def test_parse_applies_ops_in_order(images, run):
+  out = run(augment.parse("flip|crop(pad=4)"), images)
+  assert out.shape == images.shape and out.dtype == np.uint8
+  for image, result in zip(images, out):
+    candidates = list(windows(image, 4).values()) + list(windows(image[:, ::-1], 4).values())
+    assert any(np.array_equal(result, c) for c in candidates)
+
+
+@pytest.mark.parametrize("spec", ["", " ", "|"])
+def test_parse_empty_is_identity(images, spec):
+  np.testing.assert_array_equal(eagerly(augment.parse(spec), images), images)
+
+
+def test_parse_accepts_spaces():
+  augment.parse(" flip | crop( pad = 2 ) ")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nope", "unknown augmentation 'nope'; choose one of: crop, flip"),
+    ("flip|nope", "unknown augmentation"),
+    ("crop(4)", "name\\(key=value\\)"),
+    ("crop(size=3)", "size"),
+    ("flip(", "cannot read augmentation"),
+    ("crop(pad=x)", "cannot read augmentation"),
+    ("flip.x", "cannot read augmentation"),
+])
+def test_parse_refuses(spec, message):
+  with pytest.raises(UsageError, match=message):
+    augment.parse(spec)
