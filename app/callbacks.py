@@ -37,6 +37,14 @@ class Timing(keras.callbacks.Callback):
     return time.perf_counter() - self.start
 
 
+class LearningRateLog(keras.callbacks.Callback):
+  """Adds the optimizer's current `learning_rate` (after the schedule) to each epoch's logs."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 def save_atomically(model, path):
   """Write `path` through a temporary file and a rename: a crash never leaves half a checkpoint."""
   temporary = f"{path}.tmp.keras"
@@ -61,10 +69,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 def build(run_dir):
-  """The standard callbacks for a run directory; Timing comes first so the others see its logs."""
+  """The standard callbacks for a run directory; the log-adding ones come first so the writers
+  after them see their values."""
   timing = Timing()
   return timing, [
       timing,
+      LearningRateLog(),
       keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
       AtomicCheckpoint(os.path.join(run_dir, "checkpoints")),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),

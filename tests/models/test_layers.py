@@ -1,0 +1,50 @@
+"""Our fused BatchNormalization computes what keras.layers.BatchNormalization computes."""
+
+import keras
+import numpy as np
+import pytest
+
+from app.models.layers import BatchNormalization
+
+
+def _pair(momentum=0.9):
+  ours, theirs = BatchNormalization(momentum=momentum), keras.layers.BatchNormalization(momentum=momentum)
+  for layer in (ours, theirs):
+    layer.build((None, 6, 6, 4))
+  rng = np.random.default_rng(0)
+  weights = [rng.normal(1, 0.2, 4), rng.normal(0, 0.2, 4), rng.normal(0, 0.5, 4), rng.uniform(0.5, 2, 4)]
+  ours.set_weights(weights)
+  theirs.set_weights(weights)
+  return ours, theirs
+
+
+def test_inference_matches_keras():
+  ours, theirs = _pair()
+  x = np.random.default_rng(1).normal(2, 3, (8, 6, 6, 4)).astype("float32")
+  np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), atol=1e-5)
+
+
+def test_training_normalises_with_batch_statistics_and_updates_moving_averages():
+  ours, theirs = _pair(momentum=0.5)
+  x = np.random.default_rng(2).normal(2, 3, (32, 6, 6, 4)).astype("float32")
+  np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), atol=1e-4)
+  np.testing.assert_allclose(ours.moving_mean, theirs.moving_mean, atol=1e-5)
+  # TF's fused kernel keeps the unbiased (n / (n - 1)) batch variance in its moving average.
+  np.testing.assert_allclose(ours.moving_variance, theirs.moving_variance, rtol=2e-3)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_output_dtype_follows_the_policy(policy):
+  layer = BatchNormalization(dtype=policy)
+  out = layer(np.ones((2, 3, 3, 2), "float32"), training=True)
+  assert keras.backend.standardize_dtype(out.dtype) == keras.mixed_precision.Policy(policy).compute_dtype
+
+
+def test_gradients_flow_to_gamma_and_beta():
+  import tensorflow as tf
+  layer = BatchNormalization()
+  x = tf.random.normal((4, 3, 3, 2))
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(layer(x, training=True) * tf.range(2, dtype=tf.float32))
+  grads = tape.gradient(loss, [layer.gamma, layer.beta])
+  assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
