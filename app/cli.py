@@ -50,6 +50,9 @@ def fail(message):
   sys.exit(2)
 
 
+_HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
 def _fail_on_config_error(error):
   """ml_collections' errors for a bad --config file or override, as one line."""
   if isinstance(error, (AttributeError, KeyError)):  # an override names a key the recipe lacks
@@ -71,6 +74,10 @@ def define_config_flag(default_recipe):
         lock_config=True)
   except (AttributeError, KeyError, OSError) as e:
     _fail_on_config_error(e)
+  except SystemExit as e:  # absl exits with status 1 after printing --help; asking is no error
+    if e.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def parse_flags(argv):
@@ -86,6 +93,10 @@ def parse_flags(argv):
     fail(e)
   except (AttributeError, KeyError, OSError) as e:
     _fail_on_config_error(e)
+  except SystemExit as e:  # absl exits with status 1 after printing --help; asking is no error
+    if e.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def run_main(main):

@@ -17,3 +17,10 @@ def build_model(model_config, image_shape, num_classes, mean, variance):
   inputs = keras.Input(tuple(image_shape), name="image")
   x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(inputs)
   return keras.Model(inputs, network(x), name=network.name)
+
+
+def load_model(path):
+  """Loads a `.keras` checkpoint of ours (safe mode: no arbitrary code), registering our custom
+  layers and learning-rate schedules first so its compile state deserialises."""
+  from app.optim import schedules  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  return keras.saving.load_model(path, safe_mode=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = ["--epochs=1", "--config.data.limit=1000", "--model=simple_cnn", "--config.model.width=8",
+TINY = ["--epochs=1", "--mixed_precision=float32", "--config.data.limit=1000", "--model=simple_cnn", "--config.model.width=8",
         "--config.optim.warmup_epochs=0", "--config.name=tiny"]
 
 
@@ -37,30 +37,37 @@ def test_tiny_run_writes_the_run_dir_and_a_reloadable_export(tmp_path):
   assert (run_dir / "checkpoints" / "best.keras").is_file()
   assert os.listdir(run_dir / "tensorboard")
 
-  # The export loads in a fresh process and predicts what the trained Keras model predicts.
+  # A second run, in mixed_bfloat16, exports version 2 and leaves version 1 as it was.
+  version_1 = exports / "tiny" / "1" / "saved_model.pb"
+  before = version_1.read_bytes()
+  again = run_train(*TINY, "--mixed_precision=mixed_bfloat16", f"--output_dir={tmp_path / 'run2'}",
+                    f"--export_dir={exports}")
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert json.loads((tmp_path / "run2" / "metrics.json").read_text())["export_path"].endswith("/2")
+  assert version_1.read_bytes() == before
+  assert sorted(os.listdir(exports / "tiny")) == ["1", "2"]
+
+  # In a fresh process: version 1 predicts what the trained Keras model predicts, and version 2
+  # (trained in bfloat16) is a float32 graph.
   check = f"""
-import numpy as np, tensorflow as tf, keras
+import numpy as np, tensorflow as tf
 from app.data.idx import read_idx
+from app.models import load_model
 images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")[:32, ..., None]
 images = images.astype("float32")
-served = tf.saved_model.load({str(metrics["export_path"])!r}).serve(images).numpy()
-trained = keras.saving.load_model({str(run_dir / "checkpoints" / "last.keras")!r}).predict(images, verbose=0)
+loaded = tf.saved_model.load({str(exports / "tiny" / "1")!r})  # keep it: it owns the variables
+served = loaded.serve(images).numpy()
+trained = load_model({str(run_dir / "checkpoints" / "last.keras")!r}).predict(images, verbose=0)
 assert served.shape == (32, 10), served.shape
 np.testing.assert_allclose(served, trained, atol=1e-5)
+bf16_run = tf.saved_model.load({str(exports / "tiny" / "2")!r})
+assert {{v.dtype for v in bf16_run.variables}} == {{tf.float32}}, {{v.dtype for v in bf16_run.variables}}
+assert bf16_run.serve(images).dtype == tf.float32
 print("parity ok")
 """
   reload = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
   assert reload.returncode == 0 and "parity ok" in reload.stdout, reload.stderr[-3000:]
-
-  # A second run exports version 2 and leaves version 1 as it was.
-  version_1 = exports / "tiny" / "1" / "saved_model.pb"
-  before = version_1.read_bytes()
-  again = run_train(*TINY, f"--output_dir={tmp_path / 'run2'}", f"--export_dir={exports}")
-  assert again.returncode == 0, again.stderr[-3000:]
-  assert json.loads((tmp_path / "run2" / "metrics.json").read_text())["export_path"].endswith("/2")
-  assert version_1.read_bytes() == before
-  assert sorted(os.listdir(exports / "tiny")) == ["1", "2"]
 
 
 def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir):
@@ -81,7 +88,7 @@ def test_help_documents_the_shortcuts_and_every_config_key():
                "--optimizer", "--seed", "--output_dir", "--export_dir", "--strategy",
                "--mixed_precision", "--jit_compile", "--config.train.label_smoothing",
                "--config.optim.schedule", "--config.data.augment"):
-    assert flag in result.stdout, flag
+    assert flag in result.stdout or f"--[no]{flag[2:]}" in result.stdout, flag
 
 
 BAD_INPUTS = {
