@@ -1,5 +1,6 @@
 """Callbacks for the run directory: timing, history.csv, atomic checkpoints, TensorBoard."""
 
+import math
 import os
 import time
 
@@ -68,14 +69,74 @@ class AtomicCheckpoint(keras.callbacks.Callback):
       save_atomically(self.model, os.path.join(self.directory, "best.keras"))
 
 
-def build(run_dir):
-  """The standard callbacks for a run directory; the log-adding ones come first so the writers
-  after them see their values."""
-  timing = Timing()
-  return timing, [
-      timing,
-      LearningRateLog(),
-      keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
+class ReduceOnPlateau(keras.callbacks.Callback):
+  """Lowers a PlateauScaled schedule's scale by `factor` when val_loss has not improved for
+  `patience` epochs (keras.callbacks.ReduceLROnPlateau cannot: it needs a float rate, and ours
+  is a schedule so warmup and the other schedules compose)."""
+
+  def __init__(self, schedule, factor, patience, min_scale):
+    super().__init__()
+    self.schedule, self.factor, self.patience, self.min_scale = schedule, factor, patience, min_scale
+    self.best, self.wait = float("inf"), 0
+
+  def on_epoch_end(self, epoch, logs=None):
+    loss = (logs or {}).get("val_loss")
+    if loss is None:
+      return
+    if loss < self.best:
+      self.best, self.wait = loss, 0
+      return
+    self.wait += 1
+    if self.wait >= self.patience:
+      scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
+      self.schedule.scale.assign(max(scale * self.factor, self.min_scale))
+      self.wait = 0
+
+
+class Diverged(Exception):
+  """Raised by DivergenceGuard's owner after fit stops on a NaN or exploding loss."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+  """Stops training at the first batch whose loss is NaN/inf or above `factor` times the first
+  epoch's mean loss; `self.diverged` then says where. The checkpoints of earlier epochs stay."""
+
+  def __init__(self, factor):
+    super().__init__()
+    self.factor, self.reference, self.diverged, self.epoch = factor, None, None, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = float((logs or {}).get("loss", 0.0))
+    if not math.isfinite(loss) or (self.reference is not None and loss > self.factor * self.reference):
+      self.diverged = f"epoch {self.epoch + 1}, step {batch + 1} (loss {loss:.4g})"
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.reference is None and logs and math.isfinite(logs.get("loss", math.nan)):
+      self.reference = logs["loss"]
+
+
+def build(run_dir, config, schedule):
+  """The callbacks for a run; the log-adding ones come first so the writers after them see their
+  values, and the EMA swap comes before anything that evaluates or saves."""
+  timing, guard = Timing(), DivergenceGuard(config.train.divergence_factor)
+  run_callbacks = [timing, guard, LearningRateLog()]
+  if config.optim.ema:
+    # Validation and checkpoints see the EMA weights; fit() leaves them in the model at the end.
+    run_callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+  if config.optim.schedule == "plateau":
+    run_callbacks.append(ReduceOnPlateau(schedule, config.optim.decay_rate,
+                                         config.optim.plateau_patience, config.optim.final_fraction))
+  if config.train.early_stopping_patience:
+    run_callbacks.append(keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=config.train.early_stopping_patience,
+        restore_best_weights=True))
+  run_callbacks += [
+      keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
       AtomicCheckpoint(os.path.join(run_dir, "checkpoints")),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
   ]
+  return timing, guard, run_callbacks

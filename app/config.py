@@ -80,6 +80,24 @@ def validate(config):
   _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
            "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
 
+  _require(train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0 (0 = off)")
+  _require(train.on_divergence in ("stop", "retry"),
+           f"train.on_divergence must be 'stop' or 'retry'; received {train.on_divergence!r}")
+  _require(train.divergence_factor > 1,
+           f"train.divergence_factor must be > 1; received {train.divergence_factor}")
+  _require(train.cv_folds == 0 or train.cv_folds >= 2,
+           f"cv_folds={train.cv_folds}: cross-validation needs at least 2 folds; pass --cv_folds=5, "
+           "or 0 for a single run")
+  _require(optim.clipvalue >= 0, "optim.clipvalue must be >= 0 (0 = off)")
+  _require(optim.gradient_accumulation_steps >= 1, "optim.gradient_accumulation_steps must be >= 1")
+  _require(0 < optim.ema_momentum < 1,
+           f"optim.ema_momentum must be in (0, 1); received {optim.ema_momentum}")
+  _require(optim.power > 0, f"optim.power must be > 0; received {optim.power}")
+  _require(optim.plateau_patience >= 1, "optim.plateau_patience must be >= 1 epoch")
+  steps = list(optim.step_epochs)
+  _require(optim.schedule != "multistep" or (steps and steps == sorted(steps) and steps[0] > 0),
+           f"optim.step_epochs must be increasing positive epochs for multistep; received {steps}")
+
   if runtime.strategy in PLANNED_STRATEGIES:
     raise UsageError(
         f"strategy {runtime.strategy!r} is not available in this version; choose one of: "
@@ -101,9 +119,24 @@ def resolve(config, now=None):
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
     resolved.output_dir = os.path.join("runs", f"{resolved.name}-{stamp}")
   optim = resolved.optim
+  if optim.learning_rate_from:
+    optim.learning_rate = _suggested_rate(optim.learning_rate_from)
   scale = resolved.train.batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
   resolved.optim.peak_learning_rate = optim.learning_rate * scale
   return resolved
+
+
+def _suggested_rate(path):
+  """The suggested learning rate of an lr_find.json written by python -m app.lr_find."""
+  import json  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path) as f:
+      rate = float(json.load(f)["suggested_learning_rate"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UsageError(f"optim.learning_rate_from={path} is not an lr_find.json ({e}); run "
+                     "python -m app.lr_find and pass its output_dir/lr_find.json") from None
+  _require(rate > 0, f"{path} suggests a non-positive learning rate {rate}")
+  return rate
 
 
 def check_output_dir(path):

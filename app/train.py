@@ -44,6 +44,8 @@ SHORTCUTS = {
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
                         "Precision policy: float32, mixed_bfloat16, mixed_float16."),
     "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
+    "cv_folds": ("train.cv_folds", flags.DEFINE_integer,
+                 "k-fold cross-validation on the training split (>= 2); reports mean and std."),
 }
 for flag_name, (key, define, help_text) in SHORTCUTS.items():
   define(flag_name, None, f"{help_text} Overrides config.{key}.")
@@ -67,6 +69,13 @@ def main(argv):
   config = flags.FLAGS.config
   apply_shortcuts(config)
   resolved = config_lib.resolve(config)
+  if resolved.train.cv_folds:
+    from app import cross_validation  # pylint: disable=g-import-not-at-top
+    summary = cross_validation.cross_validate(resolved)
+    print(f"{summary['cv_folds']}-fold cross-validation: validation accuracy "
+          f"{summary['validation_accuracy_mean']:.4f} ± {summary['validation_accuracy_std']:.4f}; "
+          f"run dir {resolved.output_dir}")
+    return
   metrics = training.train_and_evaluate(resolved)
   print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_split']} split) after "
         f"{metrics['train_seconds']:.0f} s of training; run dir {resolved.output_dir}; "

@@ -12,24 +12,11 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from app import accel, callbacks, distribute, export, plots
+from app import accel, distribute, export, fitting, plots
 from app import config as config_lib
 from app.data import pipeline
 from app.data.sources import DATASETS
 from app.models import build_model
-from app.optim.optimizers import build_optimizer
-from app.optim.schedules import build_schedule
-
-
-def _compile(model, config, total_steps, steps_per_epoch):
-  schedule = build_schedule(config.optim, config.optim.peak_learning_rate, total_steps,
-                            steps_per_epoch)
-  model.compile(
-      optimizer=build_optimizer(config.optim, schedule),
-      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
-      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-      jit_compile=config.runtime.jit_compile,
-      steps_per_execution=config.runtime.steps_per_execution)
 
 
 def _serving_model(model, config, data):
@@ -44,9 +31,10 @@ def _serving_model(model, config, data):
   return twin
 
 
-def train_and_evaluate(config):
+def train_and_evaluate(config, fold=None):
   """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
-  is also written to <output_dir>/metrics.json."""
+  is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
+  of the training split (app.cross_validation)."""
   run_dir = config.output_dir
   config_lib.check_output_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
@@ -59,7 +47,7 @@ def train_and_evaluate(config):
   strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
 
   data = pipeline.build(source, config.data, config.train.batch_size, config.seed,
-                        drop_remainder=config.runtime.jit_compile)
+                        drop_remainder=config.runtime.jit_compile, fold=fold)
   logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
                source.description, len(data.class_names), data.num_train, data.num_validation,
                data.num_test, data.image_shape)
@@ -73,17 +61,17 @@ def train_and_evaluate(config):
   with strategy.scope():
     model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
                         data.variance)
-    _compile(model, config, total_steps, data.steps_per_epoch)
+    schedule = fitting.compile_model(model, config, data.steps_per_epoch,
+                                     config.optim.peak_learning_rate)
   logging.info("model: %s, %d parameters", model.name, model.count_params())
 
+  plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
+                               os.path.join(run_dir, "learning_rate.png"))
+
   # === Fit ===
-  timing, run_callbacks = callbacks.build(run_dir)
-  history = model.fit(
-      data.train, epochs=config.train.epochs, validation_data=data.validation,
-      validation_freq=config.train.validation_every_epochs, callbacks=run_callbacks, verbose=2,
-      shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+  history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy)
   train_seconds = timing.elapsed_seconds
-  plots.training_curves(history.history, os.path.join(run_dir, "training_curves.png"),
+  plots.training_curves(history, os.path.join(run_dir, "training_curves.png"),
                         config.train.validation_every_epochs)
 
   # === Evaluate ===
@@ -92,7 +80,9 @@ def train_and_evaluate(config):
       "test_accuracy": float(test_accuracy),
       "test_loss": float(test_loss),
       "test_split": data.test_split,
-      "epochs_completed": len(history.history["loss"]),
+      "validation_accuracy": float(history["val_accuracy"][-1]) if "val_accuracy" in history
+                             else None,
+      "epochs_completed": len(history["loss"]),
       "train_seconds": train_seconds,
       "train_images_per_second": data.num_train * len(timing.train_seconds_per_epoch) /
                                  sum(timing.train_seconds_per_epoch),

@@ -42,10 +42,15 @@ def get_config():
   config.train.batch_size = 128  # global batch (all replicas together)
   config.train.label_smoothing = 0.0  # cross-entropy target smoothing (Szegedy et al. 2016)
   config.train.validation_every_epochs = 1  # evaluate on the validation split every N epochs
+  config.train.early_stopping_patience = 0  # stop after N epochs without val_accuracy gain; 0 = off
+  config.train.on_divergence = "stop"  # NaN/exploding loss: stop, or retry (last good, half rate)
+  config.train.divergence_factor = 10.0  # "exploding": loss above this times the first epoch's
+  config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS
   config.optim.learning_rate = 1e-3  # peak rate, at reference_batch_size images per step
+  config.optim.learning_rate_from = ""  # an lr_find.json (python -m app.lr_find): use its rate
   # Linear scaling rule (Goyal et al. 2017): rate = learning_rate * batch_size / reference.
   # 0 = use learning_rate as given, whatever the batch size.
   config.optim.reference_batch_size = 0  # 0 = learning_rate used as given
@@ -57,7 +62,14 @@ def get_config():
   config.optim.warmup_epochs = 0.0  # linear warmup from 0 to the peak rate
   config.optim.final_fraction = 0.0  # cosine/onecycle end at this fraction of the peak
   config.optim.decay_epochs = 30.0  # step/exponential: decay by decay_rate every this many epochs
-  config.optim.decay_rate = 0.1  # step/exponential: factor per decay_epochs
+  config.optim.decay_rate = 0.1  # step/exponential/multistep/plateau: factor per decay
+  config.optim.step_epochs = (30.0, 60.0, 80.0)  # multistep: epochs where the rate decays
+  config.optim.power = 1.0  # polynomial: exponent of (1 - progress)
+  config.optim.plateau_patience = 3  # plateau: epochs without val_loss improvement before a decay
+  config.optim.clipvalue = 0.0  # clip each gradient element to [-v, v]; 0 = off
+  config.optim.gradient_accumulation_steps = 1  # average gradients over N batches per update
+  config.optim.ema = False  # keep an EMA of the weights; validation, test and export use it
+  config.optim.ema_momentum = 0.99  # EMA decay per step
 
   config.runtime = ml_collections.ConfigDict()
   config.runtime.strategy = "auto"  # auto | default | one_device | mirrored

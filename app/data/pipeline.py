@@ -43,6 +43,16 @@ def split_validation(examples, fraction, seed):
   return examples.subset(np.sort(order[count:])), examples.subset(np.sort(order[:count]))
 
 
+def split_fold(examples, folds, fold, seed):
+  """Seeded k-fold split: (train, validation) where validation is fold `fold` of `folds`."""
+  if len(examples) < folds:
+    raise UsageError(f"{folds} folds need at least {folds} training images; got {len(examples)}")
+  parts = np.array_split(np.random.default_rng(seed).permutation(len(examples)), folds)
+  validation = np.sort(parts[fold])
+  train = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
+  return examples.subset(train), examples.subset(validation)
+
+
 def _decode(path, image_shape):
   height, width, channels = image_shape
   image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
@@ -87,13 +97,16 @@ def channel_stats(examples, image_shape):
   return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
 
 
-def build(source, data, batch_size, seed, drop_remainder=False):
-  """Source + data config -> Datasets. Validation comes from data.validation_split or the test split."""
+def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
+  """Source + data config -> Datasets. Validation is fold `fold` = (index, count) of the training
+  split when given (cross-validation), else data.validation_split of it, else the test split."""
   train, test, test_split = source.train, source.test, "test"
   if data.limit:
     train = train.subset(np.arange(min(data.limit, len(train))))
     test = test and test.subset(np.arange(min(data.limit, len(test))))
-  if data.validation_split > 0:
+  if fold is not None:
+    train, validation = split_fold(train, fold[1], fold[0], seed)
+  elif data.validation_split > 0:
     train, validation = split_validation(train, data.validation_split, seed)
   elif test is not None:
     validation = test

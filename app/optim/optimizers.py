@@ -13,7 +13,15 @@ OPTIMIZERS = Registry("optimizer")
 
 
 def _common(optim):
-  return {"weight_decay": optim.weight_decay or None, "clipnorm": optim.clipnorm or None}
+  accumulate = optim.gradient_accumulation_steps
+  return {
+      "weight_decay": optim.weight_decay or None,
+      "clipnorm": optim.clipnorm or None,
+      "clipvalue": optim.clipvalue or None,
+      "gradient_accumulation_steps": accumulate if accumulate > 1 else None,
+      "use_ema": optim.ema,
+      "ema_momentum": optim.ema_momentum,
+  }
 
 
 @OPTIMIZERS.register("sgd")
@@ -51,6 +59,12 @@ def nadam(rate, optim):
 @OPTIMIZERS.register("lion")
 def lion(rate, optim):
   return keras.optimizers.Lion(rate, beta_1=optim.momentum, **_common(optim))
+
+
+@OPTIMIZERS.register("lamb")
+def lamb(rate, optim):
+  """LAMB (You et al. 2020): Adam with a per-layer trust ratio, for very large batches."""
+  return keras.optimizers.Lamb(rate, beta_1=optim.momentum, **_common(optim))
 
 
 def build_optimizer(optim, rate):

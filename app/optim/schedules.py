@@ -126,6 +126,60 @@ class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
     return cls(keras.saving.deserialize_keras_object(config["inner"]), config["shift"])
 
 
+@SCHEDULES.register("multistep")
+def multistep(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Multiply by decay_rate at each epoch in step_epochs, e.g. (30, 60, 80)."""
+  boundaries = [int(e * steps_per_epoch) for e in optim.step_epochs]
+  values = [rate * optim.decay_rate ** i for i in range(len(boundaries) + 1)]
+  return _with_warmup(keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values),
+                      warmup_steps)
+
+
+@SCHEDULES.register("polynomial")
+def polynomial(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """(1 - t/T)^power from the peak to peak * final_fraction over the steps after warmup."""
+  decay = keras.optimizers.schedules.PolynomialDecay(
+      rate, decay_steps=max(total_steps - warmup_steps, 1),
+      end_learning_rate=rate * optim.final_fraction, power=optim.power)
+  return _with_warmup(_Shifted(decay, warmup_steps), warmup_steps)
+
+
+@SCHEDULES.register("cosine_restarts")
+def cosine_restarts(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """SGDR (Loshchilov & Hutter 2017): cosine cycles of decay_epochs, each twice the last."""
+  decay = keras.optimizers.schedules.CosineDecayRestarts(
+      rate, first_decay_steps=max(int(optim.decay_epochs * steps_per_epoch), 1), t_mul=2.0,
+      m_mul=1.0, alpha=optim.final_fraction)
+  return _with_warmup(_Shifted(decay, warmup_steps), warmup_steps)
+
+
+@keras.saving.register_keras_serializable(package="app")
+class PlateauScaled(keras.optimizers.schedules.LearningRateSchedule):
+  """`inner(step) * scale`, where `scale` is a variable that ReduceOnPlateau lowers."""
+
+  def __init__(self, inner, scale=1.0):
+    self.inner = inner
+    self.scale = keras.Variable(scale, dtype="float32", trainable=False, name="plateau_scale")
+
+  def __call__(self, step):
+    return self.inner(step) * self.scale
+
+  def get_config(self):
+    return {"inner": keras.saving.serialize_keras_object(self.inner),
+            "scale": float(keras.ops.convert_to_numpy(self.scale))}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(keras.saving.deserialize_keras_object(config["inner"]), config["scale"])
+
+
+@SCHEDULES.register("plateau")
+def plateau(rate, total_steps, warmup_steps, steps_per_epoch, optim):
+  """Constant (after warmup) until validation loss stalls for plateau_patience epochs, then
+  times decay_rate (app.callbacks.ReduceOnPlateau); floors at peak * final_fraction."""
+  return PlateauScaled(_with_warmup(Constant(rate), warmup_steps))
+
+
 def build_schedule(optim, peak_rate, total_steps, steps_per_epoch):
   warmup_steps = int(round(optim.warmup_epochs * steps_per_epoch))
   return SCHEDULES.get(optim.schedule)(peak_rate, total_steps, warmup_steps, steps_per_epoch, optim)

@@ -1,0 +1,73 @@
+"""compile + fit with the run's callbacks, and recovery from a diverged loss.
+
+On a NaN or exploding loss the run stops (DivergenceGuard); the checkpoints of earlier epochs
+stay as they were. With train.on_divergence="retry" it reloads the last good epoch's weights,
+halves the learning rate and goes on from that epoch, up to MAX_RETRIES times.
+"""
+
+import os
+
+import keras
+from absl import logging
+
+from app import callbacks
+from app.errors import UsageError
+from app.optim.optimizers import build_optimizer
+from app.optim.schedules import build_schedule
+
+MAX_RETRIES = 2
+
+
+def compile_model(model, config, steps_per_epoch, peak_rate):
+  """Compiles with the config's optimizer, schedule and loss; returns the schedule."""
+  schedule = build_schedule(config.optim, peak_rate, config.train.epochs * steps_per_epoch,
+                            steps_per_epoch)
+  model.compile(
+      optimizer=build_optimizer(config.optim, schedule),
+      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
+      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+      jit_compile=config.runtime.jit_compile,
+      steps_per_execution=config.runtime.steps_per_execution)
+  return schedule
+
+
+def fit(model, data, config, run_dir, schedule, strategy):
+  """Trains for config.train.epochs; returns (merged history dict, Timing callback)."""
+  history, initial_epoch, rate = {}, 0, config.optim.peak_learning_rate
+  first_weights = model.get_weights()
+  for attempt in range(MAX_RETRIES + 1):
+    timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule)
+    result = model.fit(
+        data.train, epochs=config.train.epochs, initial_epoch=initial_epoch,
+        validation_data=data.validation, validation_freq=config.train.validation_every_epochs,
+        callbacks=run_callbacks, verbose=2,
+        shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+    for key, values in result.history.items():
+      history.setdefault(key, []).extend(values)
+    if not guard.diverged:
+      return history, timing
+    last_good = os.path.join(run_dir, "checkpoints", "last.keras")
+    if config.train.on_divergence != "retry" or attempt == MAX_RETRIES:
+      kept = f"the last good checkpoint {last_good} is intact" if os.path.exists(last_good) else \
+          "no epoch finished, so no checkpoint was written"
+      raise UsageError(
+          f"training diverged at {guard.diverged}; {kept}; lower --learning_rate"
+          + ("" if config.train.on_divergence == "retry" else
+             " or pass --config.train.on_divergence=retry"))
+    # Retry: back to the last good epoch with half the rate, the schedule where it was.
+    initial_epoch = len(history.get("loss", [])) - 1  # the diverged epoch is redone
+    for key in history:
+      del history[key][initial_epoch:]
+    rate /= 2
+    logging.warning("training diverged at %s; retrying from epoch %d at learning rate %g",
+                    guard.diverged, initial_epoch + 1, rate)
+    if initial_epoch and os.path.exists(last_good):
+      from app.models import load_model  # pylint: disable=g-import-not-at-top
+      model.set_weights(load_model(last_good).get_weights())
+    else:
+      model.set_weights(first_weights)
+    with strategy.scope():
+      schedule = compile_model(model, config, data.steps_per_epoch, rate)
+      model.optimizer.build(model.trainable_variables)
+      model.optimizer.iterations.assign(initial_epoch * data.steps_per_epoch)
+  raise AssertionError("unreachable")
