@@ -54,14 +54,17 @@ def save_atomically(model, path):
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
-  """Saves `last.keras` every epoch and `best.keras` when `monitor` improves, both atomically."""
+  """Saves `last.keras` every epoch and `best.keras` when `monitor` improves, both atomically;
+  an epoch the DivergenceGuard flagged is not saved, so the last good checkpoint survives."""
 
-  def __init__(self, directory, monitor="val_accuracy"):
+  def __init__(self, directory, guard, monitor="val_accuracy"):
     super().__init__()
-    self.directory, self.monitor, self.best = directory, monitor, None
+    self.directory, self.guard, self.monitor, self.best = directory, guard, monitor, None
     os.makedirs(directory, exist_ok=True)
 
   def on_epoch_end(self, epoch, logs=None):
+    if self.guard.diverged:
+      return
     save_atomically(self.model, os.path.join(self.directory, "last.keras"))
     value = (logs or {}).get(self.monitor)
     if value is not None and (self.best is None or value > self.best):
@@ -93,8 +96,19 @@ class ReduceOnPlateau(keras.callbacks.Callback):
       self.wait = 0
 
 
-class Diverged(Exception):
-  """Raised by DivergenceGuard's owner after fit stops on a NaN or exploding loss."""
+class KeepEMAOnEarlyStop(keras.callbacks.Callback):
+  """SwapEMAWeights(swap_on_epoch=True) re-syncs the optimizer's EMA slots only after the last
+  planned epoch; when training stops earlier, fit()'s final `finalize_variable_values` would copy
+  the swapped-out raw weights back into the model. This re-syncs on an early stop (it runs after
+  EarlyStopping, so a restored best EMA snapshot is what stays)."""
+
+  def __init__(self, swap):
+    super().__init__()
+    self.swap = swap
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.model.stop_training and epoch != self.params["epochs"] - 1:
+      self.swap._finalize_ema_values()  # pylint: disable=protected-access
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -124,9 +138,10 @@ def build(run_dir, config, schedule):
   values, and the EMA swap comes before anything that evaluates or saves."""
   timing, guard = Timing(), DivergenceGuard(config.train.divergence_factor)
   run_callbacks = [timing, guard, LearningRateLog()]
-  if config.optim.ema:
+  swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.optim.ema else None
+  if swap_ema:
     # Validation and checkpoints see the EMA weights; fit() leaves them in the model at the end.
-    run_callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    run_callbacks.append(swap_ema)
   if config.optim.schedule == "plateau":
     run_callbacks.append(ReduceOnPlateau(schedule, config.optim.decay_rate,
                                          config.optim.plateau_patience, config.optim.final_fraction))
@@ -134,9 +149,11 @@ def build(run_dir, config, schedule):
     run_callbacks.append(keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=config.train.early_stopping_patience,
         restore_best_weights=True))
+  if swap_ema:
+    run_callbacks.append(KeepEMAOnEarlyStop(swap_ema))
   run_callbacks += [
       keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-      AtomicCheckpoint(os.path.join(run_dir, "checkpoints")),
+      AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
   ]
   return timing, guard, run_callbacks

@@ -129,7 +129,8 @@ class _Shifted(keras.optimizers.schedules.LearningRateSchedule):
 @SCHEDULES.register("multistep")
 def multistep(rate, total_steps, warmup_steps, steps_per_epoch, optim):
   """Multiply by decay_rate at each epoch in step_epochs, e.g. (30, 60, 80)."""
-  boundaries = [int(e * steps_per_epoch) for e in optim.step_epochs]
+  # PiecewiseConstantDecay keeps a value through its boundary step: end each one a step early.
+  boundaries = [int(e * steps_per_epoch) - 1 for e in optim.step_epochs]
   values = [rate * optim.decay_rate ** i for i in range(len(boundaries) + 1)]
   return _with_warmup(keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values),
                       warmup_steps)

@@ -81,12 +81,22 @@ def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir)
   assert len(metrics["class_names"]) == 10
 
 
+def test_cross_validation_run(tmp_path):
+  result = run_train(*TINY, "--cv_folds=2", f"--output_dir={tmp_path / 'cv'}",
+                     f"--export_dir={tmp_path / 'exports'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((tmp_path / "cv" / "cv_metrics.json").read_text())
+  assert len(summary["validation_accuracy_per_fold"]) == 2
+  assert "2-fold cross-validation: validation accuracy" in result.stdout
+  assert not (tmp_path / "exports").exists()  # folds are not exported
+
+
 def test_help_documents_the_shortcuts_and_every_config_key():
   result = run_train("--help")
   assert result.returncode == 0
   for flag in ("--dataset", "--data_dir", "--model", "--epochs", "--batch_size", "--learning_rate",
                "--optimizer", "--seed", "--output_dir", "--export_dir", "--strategy",
-               "--mixed_precision", "--jit_compile", "--config.train.label_smoothing",
+               "--mixed_precision", "--jit_compile", "--cv_folds", "--config.train.label_smoothing",
                "--config.optim.schedule", "--config.data.augment"):
     assert flag in result.stdout or f"--[no]{flag[2:]}" in result.stdout, flag
 
@@ -103,6 +113,11 @@ BAD_INPUTS = {
     "negative batch size": (["--batch_size=-8"], "batch_size must be positive"),
     "missing recipe": (["--config=configs/nope.py"], "cannot load the --config recipe"),
     "strategy not yet available": (["--strategy=multi_worker"], "strategy 'multi_worker'"),
+    "unknown schedule": (["--config.optim.schedule=nope"], "unknown schedule 'nope'; choose one of"),
+    "warmup longer than training": (["--epochs=2", "--config.optim.warmup_epochs=3"],
+                                    "warmup_epochs=3.0 must be >= 0 and shorter than"),
+    "zero learning rate": (["--learning_rate=0"], "learning_rate"),
+    "one fold": (["--cv_folds=1"], "cv_folds=1: cross-validation needs at least 2 folds"),
 }
 
 
