@@ -144,3 +144,15 @@ def test_cross_validation_reports_mean_and_std_over_folds(tmp_path):
   for k in (1, 2, 3):
     fold = json.load(open(os.path.join(config.output_dir, f"fold-{k}", "metrics.json")))
     assert fold["num_validation"] in (170, 171) and fold["export_path"] is None
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
+  config = tiny_config(tmp_path, **{"train.early_stopping_patience": 1, "train.epochs": 6,
+                                    "optim.learning_rate": 1e-7})  # no progress after epoch 1
+  metrics = training.train_and_evaluate(config)
+  assert metrics["epochs_completed"] == 2
+  import tensorflow as tf
+  exported = tf.saved_model.load(metrics["export_path"])
+  best = load_model(os.path.join(config.output_dir, "checkpoints", "best.keras"))
+  images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+  np.testing.assert_allclose(exported.serve(images), best.predict(images, verbose=0), atol=1e-5)
