@@ -15,17 +15,30 @@ def _import_tensorflow_quietly():
   os.dup2(devnull, 2)
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.list_logical_devices()
+    tf.config.list_physical_devices()  # not logical: runtime.cpu_devices may still split the CPU
   finally:
     os.dup2(saved, 2)
     os.close(saved)
     os.close(devnull)
 
 
+class _DropLibraryInfo(logging.Filter):
+  """INFO lines that TensorFlow and tf2onnx log through absl (SavedModel signature renames,
+  saver timings, ONNX optimizer passes) would drown ours; their warnings still show."""
+
+  _LIBRARIES = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}tf2onnx{os.sep}")
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not any(
+        library in record.pathname for library in self._LIBRARIES)
+
+
 if _QUIET:
   _import_tensorflow_quietly()
   # TF's Python-side INFO chatter (SavedModel signature renames, saver timings) drowns our log.
   logging.getLogger("tensorflow").setLevel(logging.WARNING)
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())
 
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -33,6 +33,7 @@ def validate(config):
   """Raises UsageError on the first bad key. Imports the registries, so names are checked too."""
   from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
+  from app.export_formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
   from app.models import MODELS  # pylint: disable=g-import-not-at-top
   from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
   from app.optim.schedules import SCHEDULES  # pylint: disable=g-import-not-at-top
@@ -44,6 +45,7 @@ def validate(config):
   OPTIMIZERS.get(config.optim.name)
   SCHEDULES.get(config.optim.schedule)
   parse_augment(config.data.augment)
+  parse_augment(config.data.augment_on_device, on_device=True)
 
   data, model, train, optim, runtime = (
       config.data, config.model, config.train, config.optim, config.runtime)
@@ -52,6 +54,11 @@ def validate(config):
   _require(data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3; received {data.channels}")
   _require(0 <= data.validation_split < 1,
            f"data.validation_split must be in [0, 1); received {data.validation_split}")
+  _require(data.resize in ("resize", "crop", "pad"),
+           f"data.resize must be resize, crop or pad; received {data.resize!r}")
+  _require(data.on_bad_file in ("fail", "skip"),
+           f"data.on_bad_file must be 'fail' or 'skip'; received {data.on_bad_file!r}")
+  _require(data.in_memory_max_gb >= 0, "data.in_memory_max_gb must be >= 0 (0 = never)")
   _require(data.limit >= 0, f"data.limit must be >= 0 (0 = all images); received {data.limit}")
   _require(data.shuffle_buffer >= 0, "data.shuffle_buffer must be >= 0 (0 = whole split)")
   _require(model.width >= 0 and model.depth >= 0,
@@ -59,6 +66,7 @@ def validate(config):
   _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
   _require(0 < model.bn_momentum < 1,
            f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
+  _validate_transfer(config)
   _positive(train.epochs, "train.epochs", "--epochs=10")
   _positive(train.batch_size, "train.batch_size", "--batch_size=128")
   _positive(train.validation_every_epochs, "train.validation_every_epochs",
@@ -107,8 +115,48 @@ def validate(config):
   _require(runtime.mixed_precision in PRECISIONS,
            f"unknown mixed_precision {runtime.mixed_precision!r}; choose one of: "
            f"{', '.join(PRECISIONS)}")
+  _require(runtime.cpu_devices >= 0, "runtime.cpu_devices must be >= 0 (0 = the CPU as one device)")
+  _require(not (runtime.jit_compile and runtime.strategy == "mirrored" and runtime.cpu_devices > 1),
+           "XLA collectives are not implemented for CPU devices: drop --jit_compile or "
+           "--config.runtime.cpu_devices with --strategy=mirrored")
+  _require(runtime.steps_per_execution == 1 or runtime.strategy != "mirrored",
+           "steps_per_execution > 1 with several replicas fails in Keras 3.15 "
+           "(keras-team/keras#19246); keep --config.runtime.steps_per_execution=1 with "
+           "--strategy=mirrored")
   _positive(runtime.steps_per_execution, "runtime.steps_per_execution",
             "--config.runtime.steps_per_execution=1")
+  parse_export_formats(config.export.formats)
+  _positive(config.export.parity_images, "export.parity_images",
+            "--config.export.parity_images=64")
+
+
+def _validate_transfer(config):
+  """model.weights (--weights) and the two-phase schedule: ImageNet backbone families only."""
+  from app import models  # pylint: disable=g-import-not-at-top
+  model, train, optim = config.model, config.train, config.optim
+  backbones = ", ".join(name for name in models.MODELS.names() if models.takes(name, "weights"))
+  if model.weights or train.frozen_epochs:
+    _require(models.takes(model.name, "weights"),
+             f"--weights and train.frozen_epochs need a model with a pretrained backbone; "
+             f"--model={model.name} has none; choose one of: {backbones}")
+  if model.weights:
+    _require(os.path.isfile(model.weights),
+             f"weights file {model.weights} does not exist; pass --weights=PATH to a "
+             "backbone.weights.h5 of an earlier run (or a keras.applications .h5)")
+    _require(model.weights.endswith(".h5"),
+             f"weights file {model.weights} is not a .h5 weights file; pass a "
+             "backbone.weights.h5 of an earlier run (or a keras.applications .h5)")
+  _require(0 <= train.frozen_epochs <= train.epochs,
+           f"train.frozen_epochs={train.frozen_epochs} must be in [0, train.epochs="
+           f"{train.epochs}] (the head-only epochs are part of train.epochs)")
+  _require(0 < optim.fine_tune_rate_factor <= 1,
+           f"optim.fine_tune_rate_factor must be in (0, 1]; received {optim.fine_tune_rate_factor}")
+  if train.frozen_epochs:
+    phases = [train.frozen_epochs] + [train.epochs - train.frozen_epochs] * (
+        train.epochs > train.frozen_epochs)
+    _require(optim.warmup_epochs < min(phases),
+             f"optim.warmup_epochs={optim.warmup_epochs} must be shorter than each transfer phase "
+             f"({' and '.join(map(str, phases))} epochs); lower --config.optim.warmup_epochs")
 
 
 def resolve(config, now=None):

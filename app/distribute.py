@@ -3,9 +3,26 @@
 import tensorflow as tf
 from absl import logging
 
+from app.errors import UsageError
+
+
+def split_cpu(count):
+  """Presents the CPU as `count` logical devices, so MirroredStrategy can be tried and tested
+  without GPUs. Must run before TensorFlow initialises its devices (the first op or device query)."""
+  cpus = tf.config.list_physical_devices("CPU")
+  try:
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+  except RuntimeError:
+    if len(tf.config.list_logical_devices("CPU")) != count:
+      raise UsageError("runtime.cpu_devices must be set before TensorFlow starts; pass it on the "
+                       "command line of a fresh process") from None
+
 
 def strategy_from_config(runtime):
   """runtime.strategy -> (tf.distribute.Strategy, a one-line reason for the log and the report)."""
+  if runtime.cpu_devices > 1:
+    split_cpu(runtime.cpu_devices)
   gpus = tf.config.list_logical_devices("GPU")
   name = runtime.strategy
   if name == "auto":
@@ -22,7 +39,9 @@ def strategy_from_config(runtime):
   elif name == "one_device":
     strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   else:  # mirrored; app.config.validate admits nothing else
-    strategy = tf.distribute.MirroredStrategy()
+    # Over the GPUs when there are any, else over the (possibly split) CPU devices.
+    devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
   reason += f" ({type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s))"
   logging.info("strategy: %s", reason)
   return strategy, reason

@@ -31,16 +31,25 @@ def compile_model(model, config, steps_per_epoch, peak_rate):
   return schedule
 
 
-def fit(model, data, config, run_dir, schedule, strategy):
-  """Trains for config.train.epochs; returns (merged history dict, Timing callback)."""
-  history, initial_epoch, rate = {}, 0, config.optim.peak_learning_rate
+def class_weights(data, config):
+  """Balanced weights n / (classes x count) when config.train.class_weights, else None."""
+  if not config.train.class_weights:
+    return None
+  counts = data.class_counts
+  return {k: float(counts.sum() / (len(counts) * c)) for k, c in enumerate(counts) if c}
+
+
+def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0):
+  """Trains for config.train.epochs; returns (merged history dict, Timing callback). Epochs are
+  numbered from `first_epoch`: a later phase of a run (app/transfer.py) continues the count."""
+  history, initial_epoch, rate = {}, first_epoch, config.optim.peak_learning_rate
   first_weights = model.get_weights()
   for attempt in range(MAX_RETRIES + 1):
     timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule)
     result = model.fit(
-        data.train, epochs=config.train.epochs, initial_epoch=initial_epoch,
+        data.train, epochs=first_epoch + config.train.epochs, initial_epoch=initial_epoch,
         validation_data=data.validation, validation_freq=config.train.validation_every_epochs,
-        callbacks=run_callbacks, verbose=2,
+        callbacks=run_callbacks, verbose=2, class_weight=class_weights(data, config),
         shuffle=False)  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
     for key, values in result.history.items():
       history.setdefault(key, []).extend(values)
@@ -55,13 +64,13 @@ def fit(model, data, config, run_dir, schedule, strategy):
           + ("" if config.train.on_divergence == "retry" else
              " or pass --config.train.on_divergence=retry"))
     # Retry: back to the last good epoch with half the rate, the schedule where it was.
-    initial_epoch = len(history.get("loss", [])) - 1  # the diverged epoch is redone
+    initial_epoch = first_epoch + len(history.get("loss", [])) - 1  # the diverged epoch is redone
     for key in history:
-      del history[key][initial_epoch:]
+      del history[key][initial_epoch - first_epoch:]
     rate /= 2
     logging.warning("training diverged at %s; retrying from epoch %d at learning rate %g",
                     guard.diverged, initial_epoch + 1, rate)
-    if initial_epoch and os.path.exists(last_good):
+    if initial_epoch > first_epoch and os.path.exists(last_good):
       from app.models import load_model  # pylint: disable=g-import-not-at-top
       model.set_weights(load_model(last_good).get_weights())
     else:
@@ -69,5 +78,5 @@ def fit(model, data, config, run_dir, schedule, strategy):
     with strategy.scope():
       schedule = compile_model(model, config, data.steps_per_epoch, rate)
       model.optimizer.build(model.trainable_variables)
-      model.optimizer.iterations.assign(initial_epoch * data.steps_per_epoch)
+      model.optimizer.iterations.assign((initial_epoch - first_epoch) * data.steps_per_epoch)
   raise AssertionError("unreachable")

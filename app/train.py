@@ -25,9 +25,12 @@ cli.define_config_flag(DEFAULT_RECIPE)
 
 # Shortcut flag -> the config key it overrides. None (unset) leaves the recipe's value.
 SHORTCUTS = {
-    "dataset": ("data.name", flags.DEFINE_string, "Data source: fashion_mnist, folder, idx."),
+    "dataset": ("data.name", flags.DEFINE_string, "Data source: fashion_mnist, folder, idx, tfrecord."),
     "data_dir": ("data.data_dir", flags.DEFINE_string, "Where the data source reads."),
     "model": ("model.name", flags.DEFINE_string, "Model family (python -m app.models lists them)."),
+    "weights": ("model.weights", flags.DEFINE_string,
+                "Backbone weights file for the ImageNet families (a run's backbone.weights.h5 "
+                "or a keras.applications no-top .h5); nothing is downloaded."),
     "epochs": ("train.epochs", flags.DEFINE_integer, "Training epochs."),
     "batch_size": ("train.batch_size", flags.DEFINE_integer, "Global batch size."),
     "learning_rate": ("optim.learning_rate", flags.DEFINE_float,
@@ -44,6 +47,10 @@ SHORTCUTS = {
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
                         "Precision policy: float32, mixed_bfloat16, mixed_float16."),
     "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
+    "validation_split": ("data.validation_split", flags.DEFINE_float,
+                         "Fraction of the training split held out for validation (seeded)."),
+    "on_bad_file": ("data.on_bad_file", flags.DEFINE_string,
+                    "Undecodable image files: fail (naming them) or skip (listed in the run dir)."),
     "cv_folds": ("train.cv_folds", flags.DEFINE_integer,
                  "k-fold cross-validation on the training split (>= 2); reports mean and std."),
 }

@@ -12,23 +12,11 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from app import accel, distribute, export, fitting, plots
+from app import accel, distribute, export_formats, fitting, parity, plots, runs, serving, transfer
 from app import config as config_lib
-from app.data import pipeline
+from app.data import augment, checks, pipeline
 from app.data.sources import DATASETS
-from app.models import build_model
-
-
-def _serving_model(model, config, data):
-  """The model to export: itself under float32, else a float32 twin with the same weights, so a
-  mixed-precision run still serves a float32 graph (the fix from tensorflow/tensorflow#45441)."""
-  if config.runtime.mixed_precision == "float32":
-    return model
-  with accel.float32_policy():
-    twin = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
-                       data.variance)
-  twin.set_weights(model.get_weights())
-  return twin
+from app.models import build_model, init_from_data
 
 
 def train_and_evaluate(config, fold=None):
@@ -41,6 +29,7 @@ def train_and_evaluate(config, fold=None):
 
   # === Data ===
   source = DATASETS.get(config.data.name)(config.data)  # first: it rejects bad data dirs
+  source, data_report = checks.check_source(source, config.data)
 
   # === Runtime ===
   accel.set_precision(config.runtime)
@@ -52,24 +41,32 @@ def train_and_evaluate(config, fold=None):
                source.description, len(data.class_names), data.num_train, data.num_validation,
                data.num_test, data.image_shape)
 
-  # === Run directory === (only now: everything above may still reject the input)
-  os.makedirs(run_dir, exist_ok=True)
-  config_lib.save(config, os.path.join(run_dir, "config.yaml"))
-
-  # === Model ===
+  # === Model === (a weights file that does not fit, or images too small, stop the run here)
   total_steps = config.train.epochs * data.steps_per_epoch
   with strategy.scope():
     model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
-                        data.variance)
+                        data.variance,
+                        augment.parse(config.data.augment_on_device, on_device=True).layers())
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
+  init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families
   logging.info("model: %s, %d parameters", model.name, model.count_params())
+
+  # === Run directory === (only now: everything above may still reject the input)
+  os.makedirs(run_dir, exist_ok=True)
+  config_lib.save(config, os.path.join(run_dir, "config.yaml"))
+  with open(os.path.join(run_dir, "data_report.json"), "w") as f:
+    json.dump(data_report, f, indent=2)
 
   plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
                                os.path.join(run_dir, "learning_rate.png"))
 
-  # === Fit ===
-  history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy)
+  # === Fit === (transfer learning trains the head, then fine-tunes: app/transfer.py)
+  if config.train.frozen_epochs:
+    history, timing = transfer.fit_two_phase(model, data, config, run_dir, strategy)
+  else:
+    history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy)
+  transfer.save_backbone_weights(model, run_dir)  # backbone.weights.h5, for a later --weights
   train_seconds = timing.elapsed_seconds
   plots.training_curves(history, os.path.join(run_dir, "training_curves.png"),
                         config.train.validation_every_epochs)
@@ -99,14 +96,13 @@ def train_and_evaluate(config, fold=None):
   logging.info("test accuracy %.4f, loss %.4f (%s split), %.1f s of training",
                test_accuracy, test_loss, data.test_split, train_seconds)
 
-  # === Export ===
+  # === Export === (float32 whatever the training precision; checked on held-out images)
   if config.export.enabled:
-    metrics["export_path"] = export.export_saved_model(
-        _serving_model(model, config, data), config.export.dir, config.name,
-        {"class_names": data.class_names, "input_shape": list(data.image_shape),
-         "input": "raw pixels 0..255 (normalised in the graph)", "run_dir": run_dir,
-         "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "test_split")},
-         "config": config.to_dict()})
+    metrics["export_path"] = serving.export_saved_model(
+        model, config.export.dir, config.name, data.class_names,
+        runs.export_metadata(config, metrics),
+        parity_images=parity.take_images(data.test, config.export.parity_images),
+        formats=export_formats.parse(config.export.formats))
     logging.info("exported %s", metrics["export_path"])
   with open(os.path.join(run_dir, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=2)

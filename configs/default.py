@@ -18,16 +18,26 @@ def get_config():
   config.data.data_dir = ""  # where the source reads; "" = the source's default location
   config.data.download = False  # fashion_mnist: download via keras.datasets if no local copy
   config.data.image_size = 0  # side in pixels images are resized to; 0 = as stored (must agree)
+  config.data.resize = "resize"  # images of another size: resize (stretch), crop (centre), pad
   config.data.channels = 0  # 1 (grayscale) or 3 (RGB); 0 = as stored (folder: 3)
   # Fraction of the training split held out for validation (seeded). 0 = validate on the test
   # split, as the speedruns do; a source without a test split then needs a fraction > 0 and
   # reports its test metrics on that held-out part.
   config.data.validation_split = 0.0  # held out of train for validation; 0 = validate on test
-  # Host-side batch augmentation, ops joined by "|": "flip", "crop(pad=4)"; "" = none.
-  config.data.augment = ""  # host batch ops joined by "|": flip, crop(pad=N); "" = none
+  # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip, crop(pad),
+  # rotate(factor), zoom(factor), translate(factor), color_jitter(brightness, contrast,
+  # saturation, hue), erase(factor, scale), randaugment(num_ops, factor), mixup(alpha),
+  # cutmix(factor). augment runs in the tf.data pipeline on the CPU; augment_on_device inside
+  # the model (Keras layers; not crop, mixup, cutmix). python -m app.augment_preview shows them.
+  config.data.augment = ""  # host pipeline ops, e.g. "flip|crop(pad=4)"; "" = none
+  config.data.augment_on_device = ""  # in-model ops, e.g. "flip|rotate(factor=0.05)"; "" = none
   config.data.limit = 0  # use only the first N images of each split, for quick trials; 0 = all
   config.data.shuffle_buffer = 0  # 0 = the whole training split (exact shuffle)
-  config.data.cache = True  # keep decoded images in memory after the first epoch
+  config.data.on_bad_file = "fail"  # undecodable image files: fail (name them) or skip (list them)
+  config.data.in_memory_max_gb = 4.0  # decode file data once into RAM if it fits; 0 = stream
+  config.data.cache = True  # keep decoded images after the first epoch (memory, or cache_dir)
+  config.data.cache_dir = ""  # cache decoded images in files here (reused: clear on data change)
+  config.data.deterministic = True  # fixed element order; False lets tf.data reorder for speed
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "simple_cnn"  # a builder in app.models.MODELS (python -m app.models lists them)
@@ -36,6 +46,8 @@ def get_config():
   config.model.dropout = 0.0  # dropout rate before the classifier
   config.model.bn_momentum = 0.9  # batch-norm moving-average momentum
   config.model.activation = "relu"  # any keras.activations name
+  config.model.whitening = True  # airbench: frozen 2x2 patch-whitening first conv set from the data
+  config.model.weights = ""  # ImageNet families: local backbone weights file (.weights.h5 / .h5)
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 10  # passes over the training split
@@ -45,7 +57,9 @@ def get_config():
   config.train.early_stopping_patience = 0  # stop after N epochs without val_accuracy gain; 0 = off
   config.train.on_divergence = "stop"  # NaN/exploding loss: stop, or retry (last good, half rate)
   config.train.divergence_factor = 10.0  # "exploding": loss above this times the first epoch's
+  config.train.class_weights = False  # weight the loss by inverse class frequency (imbalance)
   config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
+  config.train.frozen_epochs = 0  # transfer: first N epochs train the head, backbone frozen; 0 = off
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS
@@ -70,9 +84,11 @@ def get_config():
   config.optim.gradient_accumulation_steps = 1  # average gradients over N batches per update
   config.optim.ema = False  # keep an EMA of the weights; validation, test and export use it
   config.optim.ema_momentum = 0.99  # EMA decay per step
+  config.optim.fine_tune_rate_factor = 0.1  # transfer: fine-tuning rate = peak rate times this
 
   config.runtime = ml_collections.ConfigDict()
   config.runtime.strategy = "auto"  # auto | default | one_device | mirrored
+  config.runtime.cpu_devices = 0  # split the CPU into N logical devices (mirrored on a CPU); 0 = no
   config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16
   config.runtime.jit_compile = False  # XLA; measured 2x slower for small convnets on this CPU
   config.runtime.steps_per_execution = 1  # train steps per compiled call (less Python overhead)
@@ -80,4 +96,6 @@ def get_config():
   config.export = ml_collections.ConfigDict()
   config.export.enabled = True  # export a SavedModel at the end of training
   config.export.dir = "saved_models"  # TF Serving layout: <dir>/<name>/<version>/
+  config.export.formats = ""  # also write, beside the SavedModel: "onnx", "litert" or "onnx,litert"
+  config.export.parity_images = 64  # held-out test images every exported artifact is checked on
   return config

@@ -1,13 +1,18 @@
-"""Batch-level augmentation ops for the host pipeline, named in a config string.
+"""Augmentation ops, named in a config string: "flip|crop(pad=4)|mixup(alpha=0.2)".
 
-`config.data.augment = "flip|crop(pad=4)"` builds [flip, crop(pad=4)], applied in order to each
-uint8 batch (B, H, W, C). Ops work on whole batches with per-image randomness: one vectorised op
-per batch instead of one per image, which is what keeps small-image pipelines off the critical
-path (the speedruns augment whole batches for the same reason).
+Each op runs on whole batches with per-image randomness, either in the host tf.data pipeline
+(`config.data.augment`, on float32 images in 0..255 with one-hot labels) or inside the model on
+the accelerator (`config.data.augment_on_device`, as Keras preprocessing layers that are identity
+at inference, so the export is unaffected). Batch-level ops are one vectorised op per batch
+instead of one per image, which keeps small-image pipelines off the critical path (the speedruns
+augment whole batches for the same reason). Keras 3's own layers are used where they exist.
 """
 
 import ast
+import dataclasses
+from typing import Callable, Optional
 
+import keras
 import tensorflow as tf
 
 from app.errors import UsageError
@@ -16,14 +21,15 @@ from app.registry import Registry
 AUGMENTATIONS = Registry("augmentation")
 
 
-@AUGMENTATIONS.register("flip")
+# === Our batch ops (Keras has no per-image vectorised flip/pad-crop for tf.data) ===
+
+
 def flip(images):
   """Mirror a random half of the images left-right."""
   mirror = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
   return tf.where(mirror, tf.reverse(images, axis=[2]), images)
 
 
-@AUGMENTATIONS.register("crop")
 def crop(images, pad=4):
   """Random translation by up to `pad` pixels: zero-pad each side, take a random crop per image."""
   batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
@@ -36,33 +42,149 @@ def crop(images, pad=4):
   return tf.gather(images, cols, axis=2, batch_dims=1)  # (B, H, W, C)
 
 
-def parse(spec):
-  """'flip|crop(pad=4)' -> a function applying those ops in order to a batch of images."""
+@dataclasses.dataclass
+class Op:
+  """One augmentation: `host(images, labels) -> (images, labels)` for tf.data, and the Keras
+  layer that does the same inside a model (None: host only)."""
+  name: str
+  host: Callable
+  layer: Optional[Callable] = None
+  mixes_labels: bool = False
+
+
+def _images_only(fn):
+  return lambda images, labels: (fn(images), labels)
+
+
+def _keras_op(name, layer):
+  """A Keras preprocessing layer as an op: the same layer object serves host and device."""
+  return Op(name, _images_only(lambda images: layer(images, training=True)), lambda: layer)
+
+
+@AUGMENTATIONS.register("flip")
+def _flip():
+  return Op("flip", _images_only(flip), lambda: keras.layers.RandomFlip("horizontal"))
+
+
+@AUGMENTATIONS.register("crop")
+def _crop(pad=4):
+  """Translation by up to `pad` pixels with zero fill (host only; on device use translate)."""
+  return Op("crop", _images_only(lambda images: crop(images, pad=pad)))
+
+
+@AUGMENTATIONS.register("rotate")
+def _rotate(factor=0.05):
+  """Rotation by up to factor x 360 degrees."""
+  return _keras_op("rotate", keras.layers.RandomRotation(factor, fill_mode="constant"))
+
+
+@AUGMENTATIONS.register("zoom")
+def _zoom(factor=0.1):
+  """Zoom in or out by up to `factor` of the size."""
+  return _keras_op("zoom", keras.layers.RandomZoom(factor, fill_mode="constant"))
+
+
+@AUGMENTATIONS.register("translate")
+def _translate(factor=0.1):
+  """Shift by up to `factor` of the height and width."""
+  return _keras_op("translate", keras.layers.RandomTranslation(factor, factor,
+                                                               fill_mode="constant"))
+
+
+@AUGMENTATIONS.register("color_jitter")
+def _color_jitter(brightness=0.2, contrast=0.2, saturation=0.0, hue=0.0):
+  """Brightness, contrast, saturation and hue jitter (saturation and hue need RGB)."""
+  return _keras_op("color_jitter", keras.layers.RandomColorJitter(
+      value_range=(0, 255), brightness_factor=brightness or None,
+      contrast_factor=contrast or None, saturation_factor=saturation or None,
+      hue_factor=hue or None))
+
+
+@AUGMENTATIONS.register("erase")
+def _erase(factor=0.5, scale=(0.02, 0.2)):
+  """Random erasing / cutout (Zhong et al. 2017): a random box of `scale` of the area, on a
+  `factor` fraction of the images, filled with noise."""
+  return _keras_op("erase", keras.layers.RandomErasing(factor=factor, scale=scale,
+                                                       value_range=(0, 255)))
+
+
+@AUGMENTATIONS.register("randaugment")
+def _randaugment(num_ops=2, factor=0.5):
+  """RandAugment (Cubuk et al. 2020): `num_ops` random ops per image at magnitude `factor`."""
+  return _keras_op("randaugment", keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops,
+                                                           factor=factor))
+
+
+def _mixing_op(name, layer):
+  def host(images, labels):
+    mixed = layer({"images": images, "labels": labels}, training=True)
+    return mixed["images"], mixed["labels"]
+
+  return Op(name, host, None, mixes_labels=True)
+
+
+@AUGMENTATIONS.register("mixup")
+def _mixup(alpha=0.2):
+  """MixUp (Zhang et al. 2018): convex blends of image pairs and of their labels."""
+  return _mixing_op("mixup", keras.layers.MixUp(alpha=alpha))
+
+
+@AUGMENTATIONS.register("cutmix")
+def _cutmix(factor=1.0):
+  """CutMix (Yun et al. 2019): a box of one image pasted into another; labels by area."""
+  return _mixing_op("cutmix", keras.layers.CutMix(factor=factor))
+
+
+class Augmenter:
+  """The ops of one config string, applied in order."""
+
+  def __init__(self, ops):
+    self.ops = ops
+
+  def __call__(self, images, labels=None):
+    """(images, labels) -> augmented (images, labels); images only when labels is None."""
+    if labels is None:
+      for op in self.ops:
+        images, _ = op.host(images, None)
+      return images
+    for op in self.ops:
+      images, labels = op.host(images, labels)
+    return images, labels
+
+  def layers(self):
+    """The Keras layers that apply these ops inside a model (device-side augmentation)."""
+    return [op.layer() for op in self.ops]
+
+
+def _parse_term(term):
+  call = ast.parse(term, mode="eval").body
+  if isinstance(call, ast.Name):
+    return call.id, {}
+  if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args:
+    return call.func.id, {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+  raise ValueError(term)
+
+
+def parse(spec, on_device=False):
+  """'flip|crop(pad=4)' -> an Augmenter. `on_device` refuses ops without a Keras layer."""
   ops = []
   for term in filter(None, (t.strip() for t in spec.split("|"))):
     try:
-      call = ast.parse(term, mode="eval").body
-      if isinstance(call, ast.Name):
-        name, kwargs = call.id, {}
-      elif isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args:
-        name = call.func.id
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-      else:
-        raise ValueError
+      name, kwargs = _parse_term(term)
     except (SyntaxError, ValueError):
       raise UsageError(
           f"cannot read augmentation {term!r}; write ops as name or name(key=value), joined by "
           "'|', e.g. 'flip|crop(pad=4)'") from None
-    fn = AUGMENTATIONS.get(name)
+    factory = AUGMENTATIONS.get(name)
     try:
-      fn(tf.zeros([1, 8, 8, 1], tf.uint8), **kwargs)  # reject wrong keywords now, not mid-epoch
-    except TypeError as e:
+      op = factory(**kwargs)
+      if name in ("flip", "crop"):  # our tf ops: reject wrong keywords now, not mid-epoch
+        op.host(tf.zeros([1, 8, 8, 3]), None)
+    except (TypeError, ValueError) as e:
       raise UsageError(f"augmentation {term!r}: {e}") from None
-    ops.append((fn, kwargs))
-
-  def apply(images):
-    for fn, kwargs in ops:
-      images = fn(images, **kwargs)
-    return images
-
-  return apply
+    if on_device and op.layer is None:
+      why = "mixes labels" if op.mixes_labels else "has no Keras layer (on device: translate)"
+      raise UsageError(f"augmentation {name!r} {why}, so it runs in the host pipeline; move it "
+                       "from --config.data.augment_on_device to --config.data.augment")
+    ops.append(op)
+  return Augmenter(ops)

@@ -5,6 +5,7 @@ first layer normalises them, so the exported model takes raw 0..255 pixels.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +31,7 @@ class Datasets:
   mean: np.ndarray  # per-channel, pixel units (0..255), of the training images
   variance: np.ndarray
   test_split: str  # "test" or "validation" (a source without a test split)
+  class_counts: np.ndarray  # training images per class
 
 
 def split_validation(examples, fraction, seed):
@@ -53,47 +55,93 @@ def split_fold(examples, folds, fold, seed):
   return examples.subset(train), examples.subset(validation)
 
 
-def _decode(path, image_shape):
+def _fit(image, height, width, resize):
+  """Any-size image -> (height, width): "resize" stretches, "crop" scales the shorter side to fit
+  and centre-crops the rest, "pad" scales the longer side to fit and pads with zeros."""
+  if resize == "pad":
+    return tf.image.resize_with_pad(tf.cast(image, tf.float32), height, width)
+  if resize == "crop":
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.reduce_max([height / shape[0], width / shape[1]])
+    size = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+    return tf.image.resize_with_crop_or_pad(tf.image.resize(image, size), height, width)
+  return tf.image.resize(image, [height, width])
+
+
+def _decode(encoded, image_shape, resize="resize"):
+  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, C), converting channels (RGBA and grayscale
+  included) and resizing only images whose size differs."""
   height, width, channels = image_shape
-  image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+  image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
   image.set_shape([None, None, channels])
   same = tf.logical_and(tf.shape(image)[0] == height, tf.shape(image)[1] == width)
   resized = lambda: tf.cast(tf.round(tf.clip_by_value(
-      tf.image.resize(image, [height, width]), 0, 255)), tf.uint8)
+      _fit(image, height, width, resize), 0, 255)), tf.uint8)
   image = tf.cond(same, lambda: image, resized)
   image.set_shape(image_shape)
   return image
 
 
+def _decoded(examples, image_shape, resize):
+  """Unbatched (uint8 image, int32 label) of file- or record-based examples, decoded in parallel."""
+  if examples.records is not None:
+    from app.data import tfrecord  # pylint: disable=g-import-not-at-top
+    keep = np.zeros(int(examples.records.max()) + 1 if len(examples) else 0, bool)
+    keep[examples.records] = True
+    keep_tensor, count = tf.constant(keep), len(keep)
+    ds = tfrecord.record_stream(examples.shards)
+    ds = ds.filter(lambda i, encoded, label: tf.logical_and(i < count, keep_tensor[tf.minimum(i, count - 1)]))
+    return ds.map(lambda i, encoded, label: (_decode(encoded, image_shape, resize), label),
+                  num_parallel_calls=AUTOTUNE)
+  ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.labels))
+  return ds.map(lambda p, y: (_decode(tf.io.read_file(p), image_shape, resize), y),
+                num_parallel_calls=AUTOTUNE)
+
+
 def _batches(examples, image_shape, batch_size, *, shuffle_seed=None, shuffle_buffer=0,
-             cache=True, drop_remainder=False):
+             cache=True, drop_remainder=False, resize="resize"):
   """(uint8 images, int32 labels) batches. In-memory arrays are gathered per batch from one
-  tensor (no per-image tf.data work); files are decoded in parallel, then cached decoded."""
-  labels = tf.constant(examples.labels)
+  tensor (no per-image tf.data work); files and records are decoded in parallel, then cached."""
   if examples.images is not None:
-    images = tf.constant(examples.images)
+    labels, images = tf.constant(examples.labels), tf.constant(examples.images)
     ds = tf.data.Dataset.range(len(examples))
     if shuffle_seed is not None:
       ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
-  ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.labels))
-  ds = ds.map(lambda p, y: (_decode(p, image_shape), y), num_parallel_calls=AUTOTUNE)
+  ds = _decoded(examples, image_shape, resize)
   if cache:
-    ds = ds.cache()  # decode once: later epochs read decoded uint8 images from memory
+    # Decode once: later epochs read decoded uint8 images from memory, or from cache files in
+    # `cache` when it is a folder (data larger than RAM).
+    ds = ds.cache(cache if isinstance(cache, str) else "")
   if shuffle_seed is not None:
     ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
   return ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
 
 
-def channel_stats(examples, image_shape):
+def in_memory(examples, image_shape, resize, max_gb):
+  """Decodes file- or record-based examples once into one uint8 array when they fit in `max_gb`,
+  so every epoch gathers batches from memory (the speedruns' device-resident data) instead of
+  running tf.data per image; returns `examples` unchanged otherwise."""
+  size_gb = len(examples) * int(np.prod(image_shape)) / 2**30
+  if examples.images is not None or not len(examples) or size_gb > max_gb:
+    return examples
+  images, position = np.empty((len(examples), *image_shape), np.uint8), 0
+  for batch, _ in _decoded(examples, image_shape, resize).batch(1024).as_numpy_iterator():
+    images[position:position + len(batch)] = batch
+    position += len(batch)
+  return type(examples)(labels=examples.labels, images=images)
+
+
+def channel_stats(examples, image_shape, resize="resize"):
   """Per-channel mean and variance of the training images, in pixel units."""
   if examples.images is not None:
     pixels = examples.images.reshape(-1, image_shape[-1]).astype(np.float64)
   else:
     sample = examples.subset(np.linspace(0, len(examples) - 1, min(len(examples), _STATS_SAMPLE)).astype(int))
     pixels = np.concatenate([b.numpy().reshape(-1, image_shape[-1]) for b, _ in
-                             _batches(sample, image_shape, 256, cache=False)]).astype(np.float64)
+                             _batches(sample, image_shape, 256, cache=False, resize=resize)]
+                            ).astype(np.float64)
   return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
 
 
@@ -116,6 +164,11 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
         "--config.data.validation_split=0.1")
   if test is None:
     test, test_split = validation, "validation"
+  if data.in_memory_max_gb:
+    decode = lambda e: in_memory(e, source.image_shape, data.resize, data.in_memory_max_gb)
+    same = test is validation
+    train, validation = decode(train), decode(validation)
+    test = validation if same else decode(test)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
 
@@ -123,21 +176,29 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
   augment_batch = augment.parse(data.augment)
 
   def finish(images, labels, training):
+    images, labels = tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
     if training:
-      images = augment_batch(images)
-    return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
+      images, labels = augment_batch(images, labels)
+    return images, labels
 
-  def pipeline(examples, training):
+  options = tf.data.Options()
+  options.deterministic = data.deterministic  # False lets parallel stages reorder for speed
+
+  def pipeline(examples, training, split):
+    cache = data.cache and (os.path.join(data.cache_dir, split) if data.cache_dir else True)
+    if data.cache_dir:
+      os.makedirs(data.cache_dir, exist_ok=True)
     ds = _batches(examples, source.image_shape, batch_size,
                   shuffle_seed=seed if training else None, shuffle_buffer=data.shuffle_buffer,
-                  cache=data.cache, drop_remainder=drop_remainder and training)
+                  cache=cache, drop_remainder=drop_remainder and training, resize=data.resize)
     ds = ds.map(lambda x, y: finish(x, y, training), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(options)
 
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
-  mean, variance = channel_stats(train, source.image_shape)
+  mean, variance = channel_stats(train, source.image_shape, data.resize)
   return Datasets(
-      train=pipeline(train, True), validation=pipeline(validation, False),
-      test=pipeline(test, False), steps_per_epoch=steps, num_train=len(train),
+      train=pipeline(train, True, "train"), validation=pipeline(validation, False, "validation"),
+      test=pipeline(test, False, "test"), steps_per_epoch=steps, num_train=len(train),
       num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
-      image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split)
+      image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split,
+      class_counts=np.bincount(train.labels, minlength=num_classes))

@@ -21,17 +21,21 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 @dataclasses.dataclass
 class Examples:
-  """One split: either decoded `images` (uint8, N x H x W x C) or image file `paths`, and labels."""
+  """One split: labels and one of decoded `images` (uint8, N x H x W x C), image file `paths`,
+  or positions `records` in the TFRecord `shards` (read in order, streamed, never all in memory)."""
   labels: np.ndarray  # int32 (N,)
   images: Optional[np.ndarray] = None
   paths: Optional[np.ndarray] = None  # str (N,)
+  records: Optional[np.ndarray] = None  # int64 (N,): positions in the shards' record stream
+  shards: tuple = ()
 
   def __len__(self):
     return len(self.labels)
 
   def subset(self, indices):
     pick = lambda a: None if a is None else a[indices]
-    return Examples(labels=self.labels[indices], images=pick(self.images), paths=pick(self.paths))
+    return Examples(labels=self.labels[indices], images=pick(self.images), paths=pick(self.paths),
+                    records=pick(self.records), shards=self.shards)
 
 
 @dataclasses.dataclass
@@ -192,3 +196,28 @@ def load_folder(data):
     test = _folder_examples(split_dirs["test"], class_names)
   shape = _image_shape_of(paths[0], data)
   return Source(train, test, class_names, shape, f"image folder {data.data_dir}")
+
+
+# === TFRecord shards (tools/folder_to_tfrecord.py writes them) ===
+
+
+@DATASETS.register("tfrecord")
+def load_tfrecord(data):
+  """TFRecord shards plus manifest.json, as written by tools/folder_to_tfrecord.py."""
+  from app.data import tfrecord  # pylint: disable=g-import-not-at-top
+  if not data.data_dir:
+    raise UsageError("dataset 'tfrecord' needs --data_dir=DIR holding manifest.json and the shards "
+                     "(python tools/folder_to_tfrecord.py writes them)")
+  _missing_dir(data.data_dir)
+  manifest = tfrecord.read_manifest(data.data_dir)
+  splits = {}
+  for split, info in manifest["splits"].items():
+    labels = np.asarray(info["labels"], np.int32)
+    splits[split] = Examples(labels=labels, records=np.arange(len(labels), dtype=np.int64),
+                             shards=tuple(os.path.join(data.data_dir, s) for s in info["shards"]))
+  if "train" not in splits:
+    raise UsageError(f"{data.data_dir}/manifest.json has no train split; convert a folder again")
+  height, width = manifest["image_size"] if not data.image_size else (data.image_size,) * 2
+  shape = (height, width, data.channels or manifest["channels"])
+  return Source(splits["train"], splits.get("test"), manifest["class_names"], shape,
+                f"TFRecord shards in {data.data_dir}")

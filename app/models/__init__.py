@@ -1,22 +1,42 @@
-"""The model factory: MODELS (every family registered on import) and build_model()."""
+"""The model factory: MODELS (every family registered on import), build_model() and the
+data-dependent initialisation hook init_from_data()."""
+
+import inspect
 
 import keras
 
-from app.models import resnet, simple_cnn, vgg  # noqa: F401  (registers the families)
-from app.models.registry import MODELS
+# Importing a family's module registers it (and its named variants) in MODELS.
+from app.models import (airbench, applications, preact_resnet, resnet, resnet9,  # noqa: F401
+                        simple_cnn, vgg, wide_resnet)
+from app.models.registry import FAMILY_OPTIONS, MODELS
+from app.models.whitening import init_from_data  # noqa: F401  (re-exported for training.py)
 
 
-def build_model(model_config, image_shape, num_classes, mean, variance):
+def build_model(model_config, image_shape, num_classes, mean, variance, augment_layers=()):
   """A registered family behind an input layer that normalises raw 0..255 pixels in the graph,
-  so training, evaluation and the exported model all take the same raw images."""
+  so training, evaluation and the exported model all take the same raw images.
+
+  `augment_layers` (config.data.augment_on_device) run on the raw images first; they are
+  identity at inference, so evaluation and the export see the images unchanged.
+
+  width/depth of 0 are left out, so the family's (or the named variant's) default applies; the
+  FAMILY_OPTIONS keys go only to the builders that take them."""
   build = MODELS.get(model_config.name)
+  sizes = {key: model_config[key] for key in ("width", "depth") if model_config[key]}
+  options = {key: model_config[key] for key in FAMILY_OPTIONS if takes(model_config.name, key)}
   network = build(
-      tuple(image_shape), num_classes, width=model_config.width, depth=model_config.depth,
-      dropout=model_config.dropout, bn_momentum=model_config.bn_momentum,
-      activation=model_config.activation)
-  inputs = keras.Input(tuple(image_shape), name="image")
-  x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(inputs)
+      tuple(image_shape), num_classes, dropout=model_config.dropout,
+      bn_momentum=model_config.bn_momentum, activation=model_config.activation, **sizes, **options)
+  inputs = x = keras.Input(tuple(image_shape), name="image")
+  for layer in augment_layers:
+    x = layer(x)
+  x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
   return keras.Model(inputs, network(x), name=network.name)
+
+
+def takes(name, option):
+  """Whether model `name`'s builder takes the keyword `option` (one of FAMILY_OPTIONS)."""
+  return option in inspect.signature(MODELS.get(name)).parameters
 
 
 def load_model(path):

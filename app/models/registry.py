@@ -3,24 +3,35 @@ activation) -> keras.Model taking normalised float images and returning class pr
 
 Builders are pure Keras 3 (keras.layers, keras.ops). `width=0` / `depth=0` mean the family's
 default. The classifier ends in a float32 softmax, so mixed precision never rounds probabilities.
+A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`; the
+keras.applications backbones: `weights`); build_model passes them to the builders that name them.
+Named variants are partials (`resnet56 = partial(build_resnet, depth=56)`).
 """
 
 import keras
 
+from app.errors import UsageError
 from app.models.layers import BatchNormalization
-
 from app.registry import Registry
 
 MODELS = Registry("model")
 
+# Config keys (config.model.<key>) that only some builders take, as keyword arguments.
+FAMILY_OPTIONS = ("whitening", "weights")
 
-def classifier_head(x, num_classes, dropout):
-  """Global average pool -> dropout -> dense -> float32 softmax, shared by every family."""
+
+def classifier_head(x, num_classes, dropout, logit_scale=1.0):
+  """Global average pool -> dropout -> dense -> float32 softmax, shared by every family.
+
+  A (B, C) input skips the pooling (families that pool their own way). `logit_scale` multiplies
+  the logits before the softmax (Page's ResNet-9: 0.125; airbench: 1/9)."""
   if len(x.shape) == 4:
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)  # (B, H, W, C) -> (B, C)
   if dropout:
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
   x = keras.layers.Dense(num_classes, name="logits")(x)
+  if logit_scale != 1.0:
+    x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
   return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
@@ -29,3 +40,14 @@ def conv_bn_act(x, filters, activation, bn_momentum, name, kernel_size=3, stride
                           name=f"{name}_conv")(x)
   x = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
   return keras.layers.Activation(activation, name=f"{name}_act")(x)
+
+
+def require_input_size(input_shape, minimum, model_name):
+  """UsageError unless images are at least `minimum` pixels a side: the smallest size whose
+  feature maps survive the family's downsampling (or, for the ImageNet backbones, its stem)."""
+  height, width = input_shape[:2]
+  if min(height, width) < minimum:
+    raise UsageError(
+        f"input size {height}x{width} is too small for {model_name}, which needs at least "
+        f"{minimum}x{minimum} pixels; pass --config.data.image_size={minimum} (or larger) or "
+        "choose another --model")

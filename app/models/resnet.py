@@ -1,10 +1,17 @@
-"""The CIFAR ResNets of He et al. 2016 ("Deep Residual Learning", section 4.2): depth = 6n + 2."""
+"""The CIFAR ResNets of He et al. 2016 ("Deep Residual Learning", section 4.2): depth = 6n + 2.
+
+resnet20/32/56 are the paper's 0.27M / 0.46M / 0.85M-parameter nets (Table 6). The paper's
+shortcuts are identity with zero padding ("option A"); ours project with a 1x1 conv-BN where the
+shape changes (two places, +1% parameters).
+"""
+
+import functools
 
 import keras
 
 from app.errors import UsageError
 from app.models.layers import BatchNormalization
-from app.models.registry import MODELS, classifier_head, conv_bn_act
+from app.models.registry import MODELS, classifier_head, conv_bn_act, require_input_size
 
 
 def residual_block(x, filters, strides, activation, bn_momentum, name):
@@ -24,10 +31,11 @@ def residual_block(x, filters, strides, activation, bn_momentum, name):
 @MODELS.register("resnet")
 def build_resnet(input_shape, num_classes, *, width=0, depth=0, dropout=0.0, bn_momentum=0.9,
                  activation="relu"):
-  """ResNet-`depth` (20 by default; 6n + 2 with n blocks per stage) at widths w, 2w, 4w (w=16)."""
+  """CIFAR ResNet-depth (He et al. 2016), depth 6n + 2 (20 by default), widths w, 2w, 4w (w=16)."""
   width, depth = width or 16, depth or 20
   if depth < 8 or (depth - 2) % 6:
     raise UsageError(f"resnet depth must be 6n + 2 (8, 14, 20, 32, 56, ...); received {depth}")
+  require_input_size(input_shape, 4, f"resnet{depth}")  # two stride-2 stages
   blocks = (depth - 2) // 6
   inputs = keras.Input(input_shape, name="image")
   x = conv_bn_act(inputs, width, activation, bn_momentum, "stem")
@@ -36,3 +44,7 @@ def build_resnet(input_shape, num_classes, *, width=0, depth=0, dropout=0.0, bn_
       strides = 2 if stage and not block else 1
       x = residual_block(x, filters, strides, activation, bn_momentum, f"stage{stage}_block{block}")
   return keras.Model(inputs, classifier_head(x, num_classes, dropout), name=f"resnet{depth}")
+
+
+for _depth in (20, 32, 56):
+  MODELS.register(f"resnet{_depth}", functools.partial(build_resnet, depth=_depth))

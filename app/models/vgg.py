@@ -2,15 +2,18 @@
 
 import keras
 
-from app.models.registry import MODELS, classifier_head, conv_bn_act
+from app.models.registry import MODELS, classifier_head, conv_bn_act, require_input_size
 
 
 @MODELS.register("vgg")
 def build_vgg(input_shape, num_classes, *, width=0, depth=0, dropout=0.0, bn_momentum=0.9,
               activation="relu"):
-  """Three stages of `depth` conv-BN-act layers (2 by default) at widths w, 2w, 4w (w=32 by
-  default), 2x2 max-pool between stages, then global average pooling and the classifier."""
+  """VGG-style net with batch norm: three stages of conv-BN-act at widths w, 2w, 4w (w=32).
+
+  Each stage has `depth` conv-BN-act layers (2 by default), with a 2x2 max-pool between stages,
+  then global average pooling and the classifier."""
   width, depth = width or 32, depth or 2
+  require_input_size(input_shape, 4, "vgg")  # two 2x2 max-pools
   inputs = keras.Input(input_shape, name="image")
   x = inputs
   for stage, filters in enumerate((width, 2 * width, 4 * width)):

@@ -87,7 +87,8 @@ def run_lr_find(config, output_dir, min_rate, max_rate, steps):
       optimizer=build_optimizer(config.optim, ExponentialSweep(min_rate, max_rate, steps)),
       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing))
   recorder = _BatchLosses()
-  model.fit(data.train.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[recorder], verbose=0)
+  model.fit(data.train.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[recorder], verbose=0,
+            shuffle=False)  # the pipeline shuffles
   rates = [min_rate * (max_rate / min_rate) ** (i / max(steps - 1, 1))
            for i in range(len(recorder.losses))]
   suggested, at_minimum, steepest = suggest(rates, recorder.smoothed)

@@ -86,7 +86,7 @@ def test_parse_accepts_spaces():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("nope", "unknown augmentation 'nope'; choose one of: crop, flip"),
+    ("nope", "unknown augmentation 'nope'; choose one of: color_jitter, crop, cutmix"),
     ("flip|nope", "unknown augmentation"),
     ("crop(4)", "name\\(key=value\\)"),
     ("crop(size=3)", "size"),

@@ -51,7 +51,7 @@ def _short_training_accuracy(config, rate):
   model = build_model(config.model, data.image_shape, 10, data.mean, data.variance)
   model.compile(keras.optimizers.SGD(rate, momentum=0.9), "categorical_crossentropy",
                 metrics=["accuracy"])
-  model.fit(data.train, epochs=2, verbose=0)
+  model.fit(data.train, epochs=2, verbose=0, shuffle=False)
   accuracy = model.evaluate(data.test, verbose=0)[1]
   return accuracy if np.isfinite(accuracy) else 0.0
 

@@ -29,7 +29,9 @@ def rates(optim, steps, total_steps=TOTAL_STEPS):
 
 
 def test_names():
-  assert schedules.SCHEDULES.names() == ["constant", "cosine", "exponential", "onecycle", "step"]
+  assert schedules.SCHEDULES.names() == [
+      "constant", "cosine", "cosine_restarts", "exponential", "multistep", "onecycle", "plateau",
+      "polynomial", "step"]
 
 
 def test_onecycle_with_warmup():

@@ -1,0 +1,110 @@
+"""app/data/checks.py on a folder with every kind of bad and unusual file."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.data import checks
+from app.data.sources import DATASETS
+from app.errors import UsageError
+
+
+@pytest.fixture
+def messy_folder(tmp_path, cifar_mini_dir):
+  """Two classes of real JPEGs plus: a truncated JPEG, a PNG with alpha, a grayscale PNG, a
+  GIF, a BMP, a text file with an image name, a text file, and a test image copied from train."""
+  root = tmp_path / "messy"
+  for split, count in (("train", 12), ("test", 4)):
+    for name in ("cat", "dog"):
+      folder = root / split / name
+      folder.mkdir(parents=True)
+      source = os.path.join(cifar_mini_dir, split, name)
+      for filename in sorted(os.listdir(source))[:count]:
+        shutil.copy(os.path.join(source, filename), folder / filename)
+  cat = root / "train" / "cat"
+  good = (cat / "0000.jpg").read_bytes()
+  (cat / "truncated.jpg").write_bytes(good[: len(good) // 3])
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, (40, 30, 4), dtype=np.uint8), "RGBA").save(cat / "alpha.png")
+  Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), "L").save(cat / "gray.png")
+  Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(cat / "anim.gif")
+  Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(cat / "bitmap.bmp")
+  (cat / "notes.jpg").write_text("not an image")
+  (cat / "readme.txt").write_text("hello")
+  shutil.copy(root / "train" / "dog" / "0001.jpg", root / "test" / "dog" / "leak.jpg")
+  return root
+
+
+def data_config(root, **changes):
+  from configs import default
+  data = default.get_config().data
+  data.name, data.data_dir, data.image_size = "folder", str(root), 32
+  for key, value in changes.items():
+    data[key] = value
+  return data
+
+
+def test_fail_names_the_bad_files(messy_folder):
+  data = data_config(messy_folder)
+  with pytest.raises(UsageError, match=r"2 file\(s\) cannot be decoded.*(truncated|notes).jpg"):
+    checks.check_source(DATASETS.get("folder")(data), data)
+
+
+def test_skip_drops_bad_files_and_reports_everything(messy_folder):
+  data = data_config(messy_folder, on_bad_file="skip")
+  source = DATASETS.get("folder")(data)
+  source, report = checks.check_source(source, data)
+  skipped = sorted(os.path.basename(p) for p in report["skipped_undecodable_files"])
+  assert skipped == ["notes.jpg", "truncated.jpg"]
+  assert [os.path.basename(p) for p in report["ignored_non_image_files"]] == ["readme.txt"]
+  assert report["images"] == {"train": 12 + 4 + 12, "test": 9}  # cat: 12 + 4 decodable extras
+  assert report["train_images_per_class"] == {"cat": 16, "dog": 12}
+  assert [(os.path.basename(a), os.path.basename(b)) for a, b in report["train_test_duplicates"]] == [
+      ("0001.jpg", "leak.jpg")]
+  assert len(source.train) == 28
+  json.dumps(report)  # it goes to the run directory as JSON
+
+
+def test_empty_class_folder_is_refused(messy_folder):
+  (messy_folder / "train" / "bird").mkdir()
+  (messy_folder / "test" / "bird").mkdir()
+  data = data_config(messy_folder, on_bad_file="skip")
+  with pytest.raises(UsageError, match="class folder.*bird.*no decodable training images"):
+    checks.check_source(DATASETS.get("folder")(data), data)
+
+
+def test_in_memory_sources_are_not_checked(fashion_mnist_dir):
+  from configs import default
+  data = default.get_config().data
+  source = DATASETS.get("fashion_mnist")(data)
+  assert checks.check_source(source, data)[1] == {"checked": False}
+
+
+def _train(*args):
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return subprocess.run([sys.executable, "-m", "app.train", *args], cwd=repo,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_cli_trains_with_skip_and_fails_with_one_line_otherwise(messy_folder, tmp_path):
+  common = ["--dataset=folder", f"--data_dir={messy_folder}", "--config.data.image_size=32",
+            "--epochs=1", "--model=simple_cnn", "--config.model.width=8",
+            "--config.optim.warmup_epochs=0", "--batch_size=8", f"--export_dir={tmp_path / 'x'}"]
+  failed = _train(*common, f"--output_dir={tmp_path / 'fail'}")
+  assert failed.returncode == 2
+  last = failed.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: 2 file(s) cannot be decoded") and "truncated.jpg" in last
+  assert not (tmp_path / "fail").exists()
+
+  run = _train(*common, "--on_bad_file=skip", f"--output_dir={tmp_path / 'skip'}")
+  assert run.returncode == 0, run.stderr[-3000:]
+  report = json.load(open(tmp_path / "skip" / "data_report.json"))
+  assert sorted(map(os.path.basename, report["skipped_undecodable_files"])) == [
+      "notes.jpg", "truncated.jpg"]
+  assert "2 undecodable file(s) skipped" in run.stderr

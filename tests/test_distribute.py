@@ -1,0 +1,65 @@
+"""app/distribute.py: MirroredStrategy over 2 logical CPU devices (subprocesses: the devices must
+be split before TensorFlow starts)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python(code):
+  return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                        timeout=600)
+
+
+def test_two_replicas_see_every_example_once_per_epoch():
+  result = python("""
+import numpy as np
+from app import distribute
+from app.data import pipeline
+from app.data.sources import DATASETS
+from configs import default
+config = default.get_config()
+config.runtime.strategy, config.runtime.cpu_devices = "mirrored", 2
+strategy, reason = distribute.strategy_from_config(config.runtime)
+assert strategy.num_replicas_in_sync == 2, reason
+config.data.limit = 500
+data = pipeline.build(DATASETS.get("fashion_mnist")(config.data), config.data, 64, seed=0)
+seen, per_replica = [], [0, 0]
+for images, labels in strategy.experimental_distribute_dataset(data.train):
+  for replica, part in enumerate(strategy.experimental_local_results(images)):
+    per_replica[replica] += len(part)
+    seen += [part.numpy()[k].tobytes() for k in range(len(part))]
+assert len(seen) == 500 and len(set(seen)) == len(set(
+    x.tobytes() for x in DATASETS.get("fashion_mnist")(config.data).train.images[:500])), len(seen)
+assert min(per_replica) > 200, per_replica
+print("ok", per_replica)
+""")
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def run_train(tmp_path, name, *args):
+  result = subprocess.run(
+      [sys.executable, "-m", "app.train", "--epochs=1", "--config.data.limit=1024",
+       "--learning_rate=0.02",
+       "--model=simple_cnn", "--config.model.width=8", "--config.model.dropout=0.0",
+       "--config.optim.warmup_epochs=0", "--mixed_precision=float32", "--batch_size=64",
+       "--config.data.augment=", "--config.data.shuffle_buffer=1",  # the same order in both
+       f"--output_dir={tmp_path / name}",
+       f"--export_dir={tmp_path / 'exports'}", *args],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads((tmp_path / name / "metrics.json").read_text())
+
+
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
+  single = run_train(tmp_path, "single", "--strategy=default")
+  mirrored = run_train(tmp_path, "mirrored", "--strategy=mirrored",
+                       "--config.runtime.cpu_devices=2")
+  assert "2 replica(s)" in mirrored["strategy"]
+  assert mirrored["test_loss"] == pytest.approx(single["test_loss"], rel=2e-3)
+  assert mirrored["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.01)
