@@ -66,6 +66,13 @@ def fail(message):
 _HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
+def _exit_after_help(exit_request, argv):
+  """absl exits with status 1 after printing --help; asking for help is no error."""
+  if exit_request.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
+    sys.exit(0)
+  raise exit_request
+
+
 def _fail_on_config_error(error):
   """ml_collections' errors for a bad --config file or override, as one line."""
   if isinstance(error, (AttributeError, KeyError)):  # an override names a key the recipe lacks
@@ -87,10 +94,8 @@ def define_config_flag(default_recipe):
         lock_config=True)
   except (AttributeError, KeyError, OSError) as e:
     _fail_on_config_error(e)
-  except SystemExit as e:  # absl exits with status 1 after printing --help; asking is no error
-    if e.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
-      sys.exit(0)
-    raise
+  except SystemExit as e:
+    _exit_after_help(e, sys.argv)
 
 
 def parse_flags(argv):
@@ -106,10 +111,8 @@ def parse_flags(argv):
     fail(e)
   except (AttributeError, KeyError, OSError) as e:
     _fail_on_config_error(e)
-  except SystemExit as e:  # absl exits with status 1 after printing --help; asking is no error
-    if e.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
-      sys.exit(0)
-    raise
+  except SystemExit as e:
+    _exit_after_help(e, argv)
 
 
 def run_main(main):

@@ -81,7 +81,7 @@ def confusion_matrix(matrix, class_names, path):
   plt.close(figure)
 
 
-def image_grid(images, titles, path, columns=5):
+def image_grid(images, titles, path, columns=5, suptitle=""):
   """uint8 images [N, H, W, C] in a grid, each with its title (e.g. 'true -> predicted')."""
   rows = max(1, -(-len(images) // columns))
   figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
@@ -92,6 +92,8 @@ def image_grid(images, titles, path, columns=5):
     axis.set_title(title, fontsize=7)
   if not len(images):
     axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+  if suptitle:
+    figure.suptitle(suptitle, fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=100)
   plt.close(figure)
@@ -111,24 +113,6 @@ def reliability_diagram(bins, ece, path):
   axis.set_ylabel("accuracy")
   axis.set_title(f"reliability (ECE {ece:.4f})")
   axis.legend(loc="lower right")
-  figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
-
-
-def image_grid(images, titles, path, suptitle=""):
-  """uint8 images (N, H, W, C) in a grid with a small title each."""
-  import math  # pylint: disable=g-import-not-at-top
-  columns = min(8, len(images))
-  rows = math.ceil(len(images) / columns)
-  figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False)
-  for axis in axes.flat:
-    axis.axis("off")
-  for axis, image, title in zip(axes.flat, images, titles):
-    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
-    axis.set_title(title, fontsize=6)
-  if suptitle:
-    figure.suptitle(suptitle, fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=100)
   plt.close(figure)

@@ -27,6 +27,7 @@ def augmentation_preview(config, path, count=32, repeats=1):
     top = np.argsort(label)[::-1][:2]
     titles.append(" + ".join(f"{source.class_names[k]} {label[k]:.2f}" for k in top if label[k] > 0.01)
                   if label.max() < 0.999 else source.class_names[top[0]])
-  plots.image_grid(np.clip(images.numpy(), 0, 255).astype(np.uint8), titles, path,
-                   f"augment={config.data.augment!r}  on device={config.data.augment_on_device!r}")
+  plots.image_grid(np.clip(images.numpy(), 0, 255).astype(np.uint8), titles, path, columns=8,
+                   suptitle=f"augment={config.data.augment!r}  "
+                   f"on device={config.data.augment_on_device!r}")
   return path
