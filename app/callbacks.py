@@ -1,5 +1,6 @@
 """Callbacks for the run directory: timing, history.csv, atomic checkpoints, TensorBoard."""
 
+import json
 import math
 import os
 import time
@@ -18,7 +19,8 @@ class Timing(keras.callbacks.Callback):
     self.train_seconds_per_epoch = []
 
   def on_train_begin(self, logs=None):
-    self.start = time.perf_counter()
+    if self.start is None:  # one clock across the fit calls of a run (retries, transfer phases)
+      self.start = time.perf_counter()
 
   def on_epoch_begin(self, epoch, logs=None):
     self.epoch_start = time.perf_counter()
@@ -59,8 +61,14 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
   def __init__(self, directory, guard, monitor="val_accuracy"):
     super().__init__()
-    self.directory, self.guard, self.monitor, self.best = directory, guard, monitor, None
+    self.directory, self.guard, self.monitor = directory, guard, monitor
     os.makedirs(directory, exist_ok=True)
+    # A later fit call of the same run (a retry, a transfer phase) keeps the best so far.
+    self.best_record = os.path.join(directory, "best.json")
+    self.best = None
+    if os.path.exists(self.best_record):
+      with open(self.best_record) as f:
+        self.best = json.load(f)[monitor]
 
   def on_epoch_end(self, epoch, logs=None):
     if self.guard.diverged:
@@ -70,6 +78,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     if value is not None and (self.best is None or value > self.best):
       self.best = value
       save_atomically(self.model, os.path.join(self.directory, "best.keras"))
+      with open(self.best_record, "w") as f:
+        json.dump({self.monitor: float(value), "epoch": epoch + 1}, f)
 
 
 class ReduceOnPlateau(keras.callbacks.Callback):
@@ -133,10 +143,10 @@ class DivergenceGuard(keras.callbacks.Callback):
       self.reference = logs["loss"]
 
 
-def build(run_dir, config, schedule):
+def build(run_dir, config, schedule, timing=None):
   """The callbacks for a run; the log-adding ones come first so the writers after them see their
   values, and the EMA swap comes before anything that evaluates or saves."""
-  timing, guard = Timing(), DivergenceGuard(config.train.divergence_factor)
+  timing, guard = timing or Timing(), DivergenceGuard(config.train.divergence_factor)
   run_callbacks = [timing, guard, LearningRateLog()]
   swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.optim.ema else None
   if swap_ema:

@@ -39,13 +39,13 @@ def class_weights(data, config):
   return {k: float(counts.sum() / (len(counts) * c)) for k, c in enumerate(counts) if c}
 
 
-def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0):
+def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=None):
   """Trains for config.train.epochs; returns (merged history dict, Timing callback). Epochs are
   numbered from `first_epoch`: a later phase of a run (app/transfer.py) continues the count."""
   history, initial_epoch, rate = {}, first_epoch, config.optim.peak_learning_rate
   first_weights = model.get_weights()
   for attempt in range(MAX_RETRIES + 1):
-    timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule)
+    timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule, timing)
     result = model.fit(
         data.train, epochs=first_epoch + config.train.epochs, initial_epoch=initial_epoch,
         validation_data=data.validation, validation_freq=config.train.validation_every_epochs,

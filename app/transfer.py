@@ -35,12 +35,12 @@ def _phase_config(config, epochs, peak_rate):
   return phase
 
 
-def _fit_phase(model, data, config, run_dir, strategy, first_epoch):
+def _fit_phase(model, data, config, run_dir, strategy, first_epoch, timing=None):
   with strategy.scope():
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
   history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy,
-                                first_epoch=first_epoch)
+                                first_epoch=first_epoch, timing=timing)
   return history, timing, schedule
 
 
@@ -54,7 +54,7 @@ def train_head(model, data, config, run_dir, strategy):
                     run_dir, strategy, first_epoch=0)
 
 
-def fine_tune(model, data, config, run_dir, strategy):
+def fine_tune(model, data, config, run_dir, strategy, timing=None):
   """Phase 2: everything but batch-norm statistics, at the lower rate, for the other epochs."""
   backbone = backbone_of(model)
   backbone.trainable = True
@@ -66,7 +66,7 @@ def fine_tune(model, data, config, run_dir, strategy):
   logging.info("transfer phase 2: %d epochs, fine-tuning at learning rate %g (batch norm frozen)",
                epochs, rate)
   return _fit_phase(model, data, _phase_config(config, epochs, rate), run_dir, strategy,
-                    first_epoch=config.train.frozen_epochs)
+                    first_epoch=config.train.frozen_epochs, timing=timing)
 
 
 def fit_two_phase(model, data, config, run_dir, strategy):
@@ -76,10 +76,9 @@ def fit_two_phase(model, data, config, run_dir, strategy):
   head_steps = config.train.frozen_epochs * data.steps_per_epoch
   schedule = head_schedule
   if config.train.epochs > config.train.frozen_epochs:
-    more, tune_timing, tune_schedule = fine_tune(model, data, config, run_dir, strategy)
+    more, timing, tune_schedule = fine_tune(model, data, config, run_dir, strategy, timing)
     for key, values in more.items():
       history.setdefault(key, []).extend(values)
-    timing.train_seconds_per_epoch += tune_timing.train_seconds_per_epoch  # `timing` clocks both
     schedule = lambda step: head_schedule(step) if step < head_steps else \
         tune_schedule(step - head_steps)
   plots.learning_rate_schedule(schedule, config.train.epochs * data.steps_per_epoch,

@@ -156,3 +156,18 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
   best = load_model(os.path.join(config.output_dir, "checkpoints", "best.keras"))
   images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
   np.testing.assert_allclose(exported.serve(images), best.predict(images, verbose=0), atol=1e-5)
+
+
+def test_a_retry_keeps_one_clock_and_the_best_checkpoint_of_the_whole_run(tmp_path, plant):
+  plant(_PoisonOnce(epoch=2))
+  config = tiny_config(tmp_path, **{"train.on_divergence": "retry", "train.epochs": 4})
+  metrics = training.train_and_evaluate(config)
+  history = [line.strip().split(",") for line in open(os.path.join(config.output_dir, "history.csv"))]
+  header, rows = history[0], history[1:]
+  elapsed = [float(row[header.index("elapsed_seconds")]) for row in rows]
+  assert elapsed == sorted(elapsed)  # the retry does not restart the clock
+  assert metrics["train_seconds"] >= elapsed[-1]
+  best = json.load(open(os.path.join(config.output_dir, "checkpoints", "best.json")))
+  accuracies = [float(row[header.index("val_accuracy")]) for row in rows]
+  finite = [a for a in accuracies if np.isfinite(a)]
+  assert best["val_accuracy"] == pytest.approx(max(finite))

@@ -7,7 +7,6 @@ import csv
 import os
 
 import keras
-import ml_collections
 import numpy as np
 import pytest
 
@@ -16,18 +15,16 @@ from app import training, transfer
 from app.errors import UsageError
 from app.models import build_model, load_model
 from app.models.applications import backbone_of
-from configs import default
+from configs import cifar_mini_transfer
 
 BACKBONE = dict(name="mobilenet_v2", width=16)  # alpha 0.5: small enough for 2 CPU cores
 
 
 def recipe(output_dir, **overrides):
-  """A small float32 mobilenet_v2 recipe; overrides as section__key=value."""
-  config = default.get_config()
-  config.name, config.output_dir, config.export.enabled = "transfer", str(output_dir), False
-  config.model.name, config.model.width = BACKBONE["name"], BACKBONE["width"]
-  config.optim.name, config.optim.learning_rate = "adam", 2e-3
-  config.train.batch_size = 64
+  """configs/cifar_mini_transfer.py without export; overrides as section__key=value."""
+  config = cifar_mini_transfer.get_config()
+  config.output_dir, config.export.enabled = str(output_dir), False
+  assert (config.model.name, config.model.width) == (BACKBONE["name"], BACKBONE["width"])
   for key, value in overrides.items():
     section, leaf = key.split("__")
     config[section][leaf] = value
@@ -39,8 +36,8 @@ def pretrained(tmp_path_factory, cifar_mini_dir):
   """Run 1: mobilenet_v2 trained from scratch on the CIFAR-10 mini folder at 32x32 for 6 epochs:
   its run dir holds backbone.weights.h5 (and checkpoints/last.keras)."""
   run_dir = tmp_path_factory.mktemp("pretrain") / "run"
-  config = recipe(run_dir, data__name="folder", data__data_dir=cifar_mini_dir, train__epochs=6,
-                  optim__learning_rate=4e-3)
+  config = recipe(run_dir, data__data_dir=cifar_mini_dir, data__image_size=32,
+                  train__frozen_epochs=0, train__epochs=6, optim__learning_rate=4e-3)
   metrics = training.train_and_evaluate(config_lib.resolve(config))
   assert metrics["test_accuracy"] > 0.15  # above chance: features worth transferring
   return run_dir
@@ -58,9 +55,9 @@ def test_weights_of_one_run_start_the_next_and_fine_tuning_improves(pretrained, 
   run_dir = tmp_path / "run"
   # Run 2: the same folder upsampled 32 -> 48 (the backbone meets another image size), a new
   # head; 2 head-only epochs, then 3 of fine-tuning at a tenth of the rate.
-  config = config_lib.resolve(recipe(
-      run_dir, data__name="folder", data__data_dir=cifar_mini_dir, data__image_size=48,
-      model__weights=weights, train__epochs=5, train__frozen_epochs=2))
+  config = config_lib.resolve(recipe(run_dir, data__data_dir=cifar_mini_dir,
+                                     model__weights=weights))
+  assert (config.data.image_size, config.train.epochs, config.train.frozen_epochs) == (48, 5, 2)
 
   # The backbone run 2 starts from is run 1's trained backbone.
   started = build_model(config.model, (48, 48, 3), 10, [120.0] * 3, [4000.0] * 3)
@@ -179,4 +176,3 @@ def test_bad_transfer_settings_are_refused_up_front(case, tmp_path):
 
 def test_frozen_epochs_equal_to_epochs_is_a_head_only_run(tmp_path):
   config_lib.validate(recipe(tmp_path, train__epochs=2, train__frozen_epochs=2))
-  assert isinstance(recipe(tmp_path), ml_collections.ConfigDict)

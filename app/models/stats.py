@@ -1,4 +1,4 @@
-"""Parameters and FLOPs per image of a built model: the figures benchmarks divide by.
+"""FLOPs per image of a built model: the figure benchmarks divide throughput by.
 
 FLOPs are 2 x the multiply-adds of the Conv2D, DepthwiseConv2D, Dense and PatchWhitening layers,
 read from the layers' shapes (the convention of the ResNet and MobileNet papers, which quote
@@ -37,8 +37,3 @@ def _layers(model):
 def flops_per_image(model):
   """2 x multiply-adds of one forward pass of one image (see the module docstring)."""
   return 2 * sum(_multiply_adds(layer) for layer in _layers(model))
-
-
-def parameter_count(model):
-  """All weights, trainable or not (batch-norm statistics and frozen whitening included)."""
-  return model.count_params()

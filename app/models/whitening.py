@@ -28,10 +28,9 @@ class PatchWhitening(keras.layers.Layer):
 
   def build(self, input_shape):
     k, channels = self.patch_size, input_shape[-1]
-    self.filters = 2 * k * k * channels
-    self.kernel = self.add_weight(name="kernel", shape=(k, k, channels, self.filters),
+    self.kernel = self.add_weight(name="kernel", shape=(k, k, channels, 2 * k * k * channels),
                                   initializer="he_normal", trainable=False)
-    self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+    self.bias = self.add_weight(name="bias", shape=(2 * k * k * channels,), initializer="zeros")
 
   def call(self, inputs):
     return keras.ops.conv(inputs, self.kernel, strides=1, padding="valid") + self.bias

@@ -69,3 +69,11 @@ def test_bad_model_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, c
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and expected in last, last
   assert not run_dir.exists() and not exports.exists()
+
+
+def test_help_documents_weights_and_the_model_zoo_keys():
+  result = run_train("--help")
+  assert result.returncode == 0
+  for flag in ("--weights", "--config.model.weights", "--config.model.whitening",
+               "--config.train.frozen_epochs", "--config.optim.fine_tune_rate_factor"):
+    assert flag in result.stdout, flag
