@@ -88,6 +88,7 @@ def main(argv):
         f"{metrics['train_seconds']:.0f} s of training; run dir {resolved.output_dir}; "
         f"export {metrics['export_path']}")
 
+
 def run():
   """Console-script entry point (convtrain-train)."""
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
