@@ -32,7 +32,7 @@ def _positive(value, key, flag):
 def validate(config):
   """Raises UsageError on the first bad key. Imports the registries, so names are checked too."""
   from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
-  from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
+  from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
   from app.export_formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
   from app.models import MODELS  # pylint: disable=g-import-not-at-top
   from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
@@ -40,7 +40,7 @@ def validate(config):
 
   _require(_NAME.match(config.name),
            f"name {config.name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
-  DATASETS.get(config.data.name)
+  DATASETS.get(dataset_kind(config.data.name))
   MODELS.get(config.model.name)
   OPTIMIZERS.get(config.optim.name)
   SCHEDULES.get(config.optim.schedule)

@@ -90,8 +90,8 @@ def load_checkpoint(path):
 def load_data(config, batch_size=None):
   """The run's data (app.data.pipeline.Datasets), split as it was in training."""
   from app.data import pipeline  # pylint: disable=g-import-not-at-top
-  from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
-  source = DATASETS.get(config.data.name)(config.data)
+  from app.data import sources  # pylint: disable=g-import-not-at-top
+  source = sources.load(config.data)
   return pipeline.build(source, config.data, batch_size or config.train.batch_size, config.seed)
 
 

@@ -25,7 +25,8 @@ cli.define_config_flag(DEFAULT_RECIPE)
 
 # Shortcut flag -> the config key it overrides. None (unset) leaves the recipe's value.
 SHORTCUTS = {
-    "dataset": ("data.name", flags.DEFINE_string, "Data source: fashion_mnist, folder, idx, tfrecord."),
+    "dataset": ("data.name", flags.DEFINE_string,
+                "Data source: fashion_mnist, folder, idx, tfrecord, or tfds:NAME (a TFDS data set)."),
     "data_dir": ("data.data_dir", flags.DEFINE_string, "Where the data source reads."),
     "model": ("model.name", flags.DEFINE_string, "Model family (python -m app.models lists them)."),
     "weights": ("model.weights", flags.DEFINE_string,

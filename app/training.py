@@ -14,8 +14,7 @@ from absl import logging
 
 from app import accel, distribute, export_formats, fitting, parity, plots, runs, serving, transfer
 from app import config as config_lib
-from app.data import augment, checks, pipeline
-from app.data.sources import DATASETS
+from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
 
 
@@ -28,7 +27,7 @@ def train_and_evaluate(config, fold=None):
   keras.utils.set_random_seed(config.seed)
 
   # === Data ===
-  source = DATASETS.get(config.data.name)(config.data)  # first: it rejects bad data dirs
+  source = sources.load(config.data)  # first: it rejects bad data dirs
   source, data_report = checks.check_source(source, config.data)
 
   # === Runtime ===

@@ -14,7 +14,7 @@ def get_config():
   config.output_dir = ""  # run directory; "" = runs/<name>-<UTC timestamp>
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = "fashion_mnist"  # a source in app.data.sources.DATASETS
+  config.data.name = "fashion_mnist"  # fashion_mnist, folder, idx, tfrecord, or tfds:NAME (TFDS by name)
   config.data.data_dir = ""  # where the source reads; "" = the source's default location
   config.data.download = False  # fashion_mnist: download via keras.datasets if no local copy
   config.data.image_size = 0  # side in pixels images are resized to; 0 = as stored (must agree)

@@ -71,8 +71,21 @@ def _fit(image, height, width, resize):
 def _decode(encoded, image_shape, resize="resize"):
   """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, C), converting channels (RGBA and grayscale
   included) and resizing only images whose size differs."""
+  image = tf.io.decode_image(encoded, channels=image_shape[-1], expand_animations=False)
+  return fit_image(image, image_shape, resize)
+
+
+def fit_image(image, image_shape, resize="resize"):
+  """A decoded uint8 (H, W, C) image of any size and 1, 3 or 4 channels -> uint8 image_shape,
+  resized by the `resize` policy only when its size differs."""
   height, width, channels = image_shape
-  image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+  if image.shape[-1] != channels:
+    if channels == 1:
+      image = tf.image.rgb_to_grayscale(image[..., :3])
+    elif image.shape[-1] == 1:
+      image = tf.image.grayscale_to_rgb(image)
+    else:
+      image = image[..., :3]  # RGBA -> RGB
   image.set_shape([None, None, channels])
   same = tf.logical_and(tf.shape(image)[0] == height, tf.shape(image)[1] == width)
   resized = lambda: tf.cast(tf.round(tf.clip_by_value(

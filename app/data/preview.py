@@ -5,13 +5,13 @@ import tensorflow as tf
 
 from app import plots
 from app.data import augment
-from app.data.sources import DATASETS
+from app.data import sources
 
 
 def augmentation_preview(config, path, count=32, repeats=1):
   """Writes a PNG grid of the first `count` training images after the recipe's augmentation
   (each image `repeats` times, so the randomness shows); returns the path."""
-  source = DATASETS.get(config.data.name)(config.data)
+  source = sources.load(config.data)
   from app.data import pipeline  # pylint: disable=g-import-not-at-top
   examples = source.train.subset(np.repeat(np.arange(min(count, len(source.train))), repeats))
   images, labels = next(iter(pipeline._batches(  # pylint: disable=protected-access

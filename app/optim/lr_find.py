@@ -17,7 +17,7 @@ from keras import ops
 
 from app import accel, plots
 from app.data import pipeline
-from app.data.sources import DATASETS
+from app.data import sources
 from app.errors import UsageError
 from app.models import build_model
 from app.optim.optimizers import build_optimizer
@@ -79,7 +79,7 @@ def run_lr_find(config, output_dir, min_rate, max_rate, steps):
     raise UsageError(f"steps={steps} is too few for a sweep; pass --steps=100 or more")
   keras.utils.set_random_seed(config.seed)
   accel.set_precision(config.runtime)
-  source = DATASETS.get(config.data.name)(config.data)
+  source = sources.load(config.data)
   data = pipeline.build(source, config.data, config.train.batch_size, config.seed)
   model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
                       data.variance)
