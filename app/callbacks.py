@@ -1,8 +1,11 @@
-"""Callbacks for the run directory: timing, history.csv, atomic checkpoints, TensorBoard."""
+"""Callbacks for the run directory: timing, history.csv, atomic checkpoints, backups for
+resuming, TensorBoard."""
 
+import glob
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -82,6 +85,87 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         json.dump({self.monitor: float(value), "epoch": epoch + 1}, f)
 
 
+class Backup(keras.callbacks.BackupAndRestore):
+  """keras.callbacks.BackupAndRestore (weights and optimizer state, at each epoch end and every
+  `save_freq` steps) made exact and atomic for resuming a killed or preempted run:
+
+  - each save is `weights-E-B.weights.h5` (epoch E, B batches of it done) written through a
+    temporary file, then `state.json` naming it, also renamed into place: a kill at any moment
+    leaves a consistent pair;
+  - the batch within the epoch is recorded across fit calls, and app/fitting.py restores it
+    itself (`restore`), skipping the batches already done (Keras's own restore would replay a
+    mid-epoch backup's epoch from its first batch);
+  - only the process that `writes` (the chief) saves; every worker restores from the same folder.
+  """
+
+  STATE = "state.json"
+
+  def __init__(self, backup_dir, save_freq="epoch", writes=True):
+    super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
+    self.writes, self._skipped, self._batches_done = writes, 0, 0
+
+  def start(self, epoch, skipped):
+    """Before each fit call: it begins at `epoch` with `skipped` of its batches already done."""
+    self._current_epoch, self._skipped, self._batches_done = epoch, skipped, skipped
+    self._last_batch_seen, self._batches_seen_since_last_saving = -1, 0
+
+  def on_train_begin(self, logs=None):
+    pass  # restored by app/fitting.py before fit, see restore()
+
+  def on_train_end(self, logs=None):
+    pass  # kept until the whole run has ended: app/training.py removes the folder
+
+  def on_train_batch_end(self, batch, logs=None):
+    self._batches_done = self._skipped + batch + 1
+    super().on_train_batch_end(batch, logs)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._skipped = self._batches_done = 0
+    super().on_epoch_end(epoch, logs)  # the next epoch, batch 0; saves when save_freq="epoch"
+    if self.save_freq != "epoch":
+      self._save_model()  # step-level backups also back up every epoch end
+
+  def _save_model(self):
+    if not self.writes or self.model.stop_training:  # DivergenceGuard stopped it: keep the last good
+      return
+    os.makedirs(self.backup_dir, exist_ok=True)
+    name = f"weights-{self._current_epoch}-{self._batches_done}.weights.h5"
+    temporary = os.path.join(self.backup_dir, f".{name}.tmp.weights.h5")
+    self.model.save_weights(temporary, overwrite=True)
+    os.replace(temporary, os.path.join(self.backup_dir, name))
+    state = {"epoch": self._current_epoch, "batches_done": self._batches_done, "weights": name}
+    temporary = os.path.join(self.backup_dir, f".{self.STATE}.tmp")
+    with open(temporary, "w") as f:
+      json.dump(state, f)
+    os.replace(temporary, os.path.join(self.backup_dir, self.STATE))
+    for old in glob.glob(os.path.join(self.backup_dir, "weights-*.weights.h5")):
+      if os.path.basename(old) != name:
+        os.remove(old)
+
+  @staticmethod
+  def read(backup_dir):
+    """The last backup's {"epoch", "batches_done", "weights"}, or None when there is none."""
+    path = os.path.join(backup_dir, Backup.STATE)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+  @staticmethod
+  def restore(model, backup_dir):
+    """Loads the last backup's weights and optimizer state into `model` (built, with its
+    optimizer built); returns (epoch, batches done of it), or None when there is no backup."""
+    state = Backup.read(backup_dir)
+    if state is None:
+      return None
+    model.load_weights(os.path.join(backup_dir, state["weights"]))
+    return state["epoch"], state["batches_done"]
+
+  @staticmethod
+  def remove(backup_dir):
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
 class ReduceOnPlateau(keras.callbacks.Callback):
   """Lowers a PlateauScaled schedule's scale by `factor` when val_loss has not improved for
   `patience` epochs (keras.callbacks.ReduceLROnPlateau cannot: it needs a float rate, and ours
@@ -143,11 +227,12 @@ class DivergenceGuard(keras.callbacks.Callback):
       self.reference = logs["loss"]
 
 
-def build(run_dir, config, schedule, timing=None):
-  """The callbacks for a run; the log-adding ones come first so the writers after them see their
-  values, and the EMA swap comes before anything that evaluates or saves."""
+def build(run_dir, config, schedule, timing=None, backup=None):
+  """The callbacks for a run; the backup comes right after the divergence guard (so it never saves
+  a diverged state) and before the EMA swap (it saves the raw weights); the log-adding ones come
+  before the writers that read their values; the EMA swap before anything that evaluates or saves."""
   timing, guard = timing or Timing(), DivergenceGuard(config.train.divergence_factor)
-  run_callbacks = [timing, guard, LearningRateLog()]
+  run_callbacks = [timing, guard] + ([backup] if backup else []) + [LearningRateLog()]
   swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.optim.ema else None
   if swap_ema:
     # Validation and checkpoints see the EMA weights; fit() leaves them in the model at the end.

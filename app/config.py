@@ -14,8 +14,7 @@ import yaml
 
 from app.errors import UsageError
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored")
-PLANNED_STRATEGIES = ("multi_worker", "tpu")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -68,6 +67,9 @@ def validate(config):
            f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
   _validate_transfer(config)
   _positive(train.epochs, "train.epochs", "--epochs=10")
+  _require(train.backup_every_steps >= 0,
+           f"train.backup_every_steps must be >= 0 (0 = epoch ends only); received "
+           f"{train.backup_every_steps}")
   _positive(train.batch_size, "train.batch_size", "--batch_size=128")
   _positive(train.validation_every_epochs, "train.validation_every_epochs",
             "--config.train.validation_every_epochs=1")
@@ -106,10 +108,6 @@ def validate(config):
   _require(optim.schedule != "multistep" or (steps and steps == sorted(steps) and steps[0] > 0),
            f"optim.step_epochs must be increasing positive epochs for multistep; received {steps}")
 
-  if runtime.strategy in PLANNED_STRATEGIES:
-    raise UsageError(
-        f"strategy {runtime.strategy!r} is not available in this version; choose one of: "
-        f"{', '.join(STRATEGIES)}")
   _require(runtime.strategy in STRATEGIES,
            f"unknown strategy {runtime.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
   _require(runtime.mixed_precision in PRECISIONS,
@@ -119,15 +117,32 @@ def validate(config):
   _require(not (runtime.jit_compile and runtime.strategy == "mirrored" and runtime.cpu_devices > 1),
            "XLA collectives are not implemented for CPU devices: drop --jit_compile or "
            "--config.runtime.cpu_devices with --strategy=mirrored")
-  _require(runtime.steps_per_execution == 1 or runtime.strategy != "mirrored",
+  _validate_multi_worker(runtime)
+  _require(runtime.steps_per_execution == 1 or runtime.strategy not in ("mirrored", "multi_worker"),
            "steps_per_execution > 1 with several replicas fails in Keras 3.15 "
            "(keras-team/keras#19246); keep --config.runtime.steps_per_execution=1 with "
-           "--strategy=mirrored")
+           f"--strategy={runtime.strategy}")
   _positive(runtime.steps_per_execution, "runtime.steps_per_execution",
             "--config.runtime.steps_per_execution=1")
   parse_export_formats(config.export.formats)
   _positive(config.export.parity_images, "export.parity_images",
             "--config.export.parity_images=64")
+
+
+def _validate_multi_worker(runtime):
+  """The cluster flags, and what multi-worker training cannot do on CPU hosts."""
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  _require(runtime.task_index >= 0, f"--task_index must be >= 0; received {runtime.task_index}")
+  _require(not runtime.worker_hosts or runtime.strategy in ("auto", "multi_worker"),
+           f"--worker_hosts is for --strategy=multi_worker (or auto); received "
+           f"--strategy={runtime.strategy}")
+  distribute.tf_config_from_flags(runtime)  # host:port entries and the task index
+  if runtime.strategy == "multi_worker":
+    if not runtime.worker_hosts:
+      distribute.read_tf_config()
+    _require(not (runtime.jit_compile and not distribute.has_gpu()),
+             "XLA collectives are not implemented for CPU devices, so --jit_compile fails with "
+             "--strategy=multi_worker on CPU hosts; drop --jit_compile")
 
 
 def _validate_transfer(config):
@@ -166,6 +181,8 @@ def resolve(config, now=None):
   if not resolved.output_dir:
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
     resolved.output_dir = os.path.join("runs", f"{resolved.name}-{stamp}")
+  if not resolved.train.backup_dir:
+    resolved.train.backup_dir = os.path.join(resolved.output_dir, "backup")
   optim = resolved.optim
   if optim.learning_rate_from:
     optim.learning_rate = _suggested_rate(optim.learning_rate_from)
@@ -187,9 +204,14 @@ def _suggested_rate(path):
   return rate
 
 
-def check_output_dir(path):
-  """A run directory must be new or empty: a finished run is never overwritten."""
-  if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+def check_output_dir(path, backup_dir=None):
+  """A run directory must be new or empty, or hold the backup of an unfinished run (which is
+  then resumed): a finished run is never overwritten."""
+  if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
+    return
+  resumable = (backup_dir and os.path.exists(os.path.join(backup_dir, "state.json"))
+               and not os.path.exists(os.path.join(path, "metrics.json")))
+  if not resumable:
     raise UsageError(f"output dir {path} already exists and is not empty; pass a new --output_dir")
 
 

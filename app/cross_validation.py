@@ -20,6 +20,7 @@ def cross_validate(config):
   for fold in range(folds):
     fold_config = ml_collections.ConfigDict(config.to_dict())
     fold_config.output_dir = os.path.join(config.output_dir, f"fold-{fold + 1}")
+    fold_config.train.backup_dir = os.path.join(fold_config.output_dir, "backup")
     fold_config.export.enabled = False
     logging.info("cross-validation: fold %d of %d", fold + 1, folds)
     results.append(training.train_and_evaluate(fold_config, fold=(fold, folds)))

@@ -64,8 +64,13 @@ def float32_model(model):
 
   A mixed-precision model (trained, or loaded from a checkpoint, which keeps each layer's policy)
   would export bfloat16/float16 kernels that some servers cannot run; its variables are float32
-  already, so the copy is exact (the fix discussed in tensorflow/tensorflow#45441)."""
-  if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):  # pylint: disable=protected-access
+  already, so the copy is exact (the fix discussed in tensorflow/tensorflow#45441). A model trained
+  under MultiWorkerMirroredStrategy is copied too: its predict would need every worker, while the
+  chief exports alone."""
+  multi_worker = isinstance(getattr(model, "_distribute_strategy", None),
+                            tf.distribute.MultiWorkerMirroredStrategy)
+  if not multi_worker and all(layer.dtype_policy.name == "float32"
+                              for layer in model._flatten_layers()):  # pylint: disable=protected-access
     return model
   serialized = _with_float32_policies(keras.saving.serialize_keras_object(model))
   twin = keras.saving.deserialize_keras_object(serialized)

@@ -44,7 +44,15 @@ SHORTCUTS = {
     "export_dir": ("export.dir", flags.DEFINE_string,
                    "Export root; the model goes to <export_dir>/<name>/<next version>/."),
     "strategy": ("runtime.strategy", flags.DEFINE_string,
-                 "Distribution strategy: auto, default, one_device, mirrored."),
+                 "Distribution strategy: auto, default, one_device, mirrored, multi_worker "
+                 "(TF_CONFIG or --worker_hosts), tpu (--tpu)."),
+    "worker_hosts": ("runtime.worker_hosts", flags.DEFINE_string,
+                     "multi_worker without TF_CONFIG: every worker's host:port, comma-separated, "
+                     "the same list on each host."),
+    "task_index": ("runtime.task_index", flags.DEFINE_integer,
+                   "multi_worker with --worker_hosts: this host's index in that list (0 = chief)."),
+    "tpu": ("runtime.tpu", flags.DEFINE_string,
+            "--strategy=tpu: the TPU's name or grpc:// address; empty = the attached TPU."),
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
                         "Precision policy: float32, mixed_bfloat16, mixed_float16."),
     "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
@@ -73,9 +81,10 @@ def apply_shortcuts(config):
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
-  from app import config as config_lib, training  # pylint: disable=g-import-not-at-top
+  from app import config as config_lib, distribute, training  # pylint: disable=g-import-not-at-top
   config = flags.FLAGS.config
   apply_shortcuts(config)
+  distribute.initialize(config.runtime)  # before any TensorFlow op, validation's included
   resolved = config_lib.resolve(config)
   if resolved.train.cv_folds:
     from app import cross_validation  # pylint: disable=g-import-not-at-top
@@ -85,9 +94,11 @@ def main(argv):
           f"run dir {resolved.output_dir}")
     return
   metrics = training.train_and_evaluate(resolved)
+  worker = metrics["worker"]
+  where = (f"run dir {resolved.output_dir}; export {metrics['export_path']}" if worker["chief"]
+           else f"worker {worker['index']} of {worker['count']}: the chief writes the run dir")
   print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_split']} split) after "
-        f"{metrics['train_seconds']:.0f} s of training; run dir {resolved.output_dir}; "
-        f"export {metrics['export_path']}")
+        f"{metrics['train_seconds']:.0f} s of training; {where}")
 
 
 def run():

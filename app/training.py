@@ -7,12 +7,14 @@ before the run directory is created, so bad input writes nothing.
 import json
 import os
 import platform
+import shutil
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from app import accel, distribute, export_formats, fitting, parity, plots, runs, serving, transfer
+from app import accel, callbacks, distribute, export_formats, fitting, parity, plots, runs, serving
+from app import transfer
 from app import config as config_lib
 from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
@@ -22,8 +24,13 @@ def train_and_evaluate(config, fold=None):
   """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
   is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
   of the training split (app.cross_validation)."""
+  role = distribute.role(config.runtime)
+  if not role.is_chief:  # only the chief writes the run directory and the export
+    config = distribute.worker_config(config, role)
   run_dir = config.output_dir
-  config_lib.check_output_dir(run_dir)
+  config_lib.check_output_dir(run_dir, config.train.backup_dir)
+  # First TensorFlow work: MultiWorkerMirroredStrategy and split CPU devices must come before any.
+  strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
   keras.utils.set_random_seed(config.seed)
 
   # === Data ===
@@ -32,7 +39,6 @@ def train_and_evaluate(config, fold=None):
 
   # === Runtime ===
   accel.set_precision(config.runtime)
-  strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
 
   data = pipeline.build(source, config.data, config.train.batch_size, config.seed,
                         drop_remainder=config.runtime.jit_compile, fold=fold)
@@ -61,6 +67,7 @@ def train_and_evaluate(config, fold=None):
                                os.path.join(run_dir, "learning_rate.png"))
 
   # === Fit === (transfer learning trains the head, then fine-tunes: app/transfer.py)
+  resumed_from = callbacks.Backup.read(config.train.backup_dir)  # a killed run's last backup
   if config.train.frozen_epochs:
     history, timing = transfer.fit_two_phase(model, data, config, run_dir, strategy)
   else:
@@ -88,6 +95,8 @@ def train_and_evaluate(config, fold=None):
       "num_test": data.num_test,
       "class_names": data.class_names,
       "strategy": strategy_reason,
+      "worker": {"index": role.index, "count": role.count, "chief": role.is_chief},
+      "resumed_from": resumed_from,
       "export_path": None,
       "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                    "python": platform.python_version()},
@@ -105,4 +114,8 @@ def train_and_evaluate(config, fold=None):
     logging.info("exported %s", metrics["export_path"])
   with open(os.path.join(run_dir, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=2)
+  if role.is_chief:  # the run is complete: nothing left to resume
+    callbacks.Backup.remove(config.train.backup_dir)
+  else:
+    shutil.rmtree(run_dir, ignore_errors=True)
   return metrics

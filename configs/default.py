@@ -55,6 +55,8 @@ def get_config():
   config.train.label_smoothing = 0.0  # cross-entropy target smoothing (Szegedy et al. 2016)
   config.train.validation_every_epochs = 1  # evaluate on the validation split every N epochs
   config.train.early_stopping_patience = 0  # stop after N epochs without val_accuracy gain; 0 = off
+  config.train.backup_dir = ""  # resumable backups; "" = <output_dir>/backup (removed at the end)
+  config.train.backup_every_steps = 0  # also back up every N steps; 0 = at epoch ends only
   config.train.on_divergence = "stop"  # NaN/exploding loss: stop, or retry (last good, half rate)
   config.train.divergence_factor = 10.0  # "exploding": loss above this times the first epoch's
   config.train.class_weights = False  # weight the loss by inverse class frequency (imbalance)
@@ -87,7 +89,10 @@ def get_config():
   config.optim.fine_tune_rate_factor = 0.1  # transfer: fine-tuning rate = peak rate times this
 
   config.runtime = ml_collections.ConfigDict()
-  config.runtime.strategy = "auto"  # auto | default | one_device | mirrored
+  config.runtime.strategy = "auto"  # auto | default | one_device | mirrored | multi_worker | tpu
+  config.runtime.worker_hosts = ""  # multi_worker without TF_CONFIG: "host1:port,host2:port,..."
+  config.runtime.task_index = 0  # multi_worker with worker_hosts: this host's index in that list
+  config.runtime.tpu = ""  # tpu: TPU name or grpc:// address; "" = the TPU this VM is attached to
   config.runtime.cpu_devices = 0  # split the CPU into N logical devices (mirrored on a CPU); 0 = no
   config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16
   config.runtime.jit_compile = False  # XLA; measured 2x slower for small convnets on this CPU

@@ -93,7 +93,7 @@ def test_unknown_name_lists_choices(key, value, registry):
     ("optim.warmup_epochs", 10.0, "optim.warmup_epochs"),  # == train.epochs (10)
     ("optim.warmup_epochs", 12.0, "optim.warmup_epochs"),
     ("data.validation_split", 1.0, "data.validation_split"),
-    ("runtime.strategy", "multi_worker", "strategy"),
+    ("runtime.strategy", "hyperdrive", "strategy"),
     ("runtime.mixed_precision", "float8", "mixed_precision"),
 ])
 def test_bad_value_names_the_key(key, value, named):
@@ -104,13 +104,14 @@ def test_bad_value_names_the_key(key, value, named):
     config_lib.validate(config)
 
 
-def test_planned_strategy_says_not_available():
-  config = default.get_config()
-  config.runtime.strategy = "multi_worker"
-  with pytest.raises(UsageError, match="not available") as error:
-    config_lib.validate(config)
-  for strategy in config_lib.STRATEGIES:
-    assert strategy in str(error.value)
+def test_check_output_dir_resumes_only_an_unfinished_run(tmp_path):
+  backup = tmp_path / "backup"
+  backup.mkdir()
+  (backup / "state.json").write_text('{"epoch": 1, "batches_done": 8, "weights": "w"}')
+  config_lib.check_output_dir(str(tmp_path), str(backup))  # a killed run: resumed
+  (tmp_path / "metrics.json").write_text("{}")
+  with pytest.raises(UsageError, match="already exists"):  # a finished run: never overwritten
+    config_lib.check_output_dir(str(tmp_path), str(backup))
 
 
 def test_check_output_dir_refuses_non_empty_dir(tmp_path):

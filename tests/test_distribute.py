@@ -30,7 +30,9 @@ assert strategy.num_replicas_in_sync == 2, reason
 config.data.limit = 500
 data = pipeline.build(DATASETS.get("fashion_mnist")(config.data), config.data, 64, seed=0)
 seen, per_replica = [], [0, 0]
-for images, labels in strategy.experimental_distribute_dataset(data.train):
+train, steps = pipeline.distributed_train(data, strategy)
+assert steps == 8, steps  # 500 images, global batches of 64
+for images, labels in train:
   for replica, part in enumerate(strategy.experimental_local_results(images)):
     per_replica[replica] += len(part)
     seen += [part.numpy()[k].tobytes() for k in range(len(part))]
@@ -40,6 +42,31 @@ assert min(per_replica) > 200, per_replica
 print("ok", per_replica)
 """)
   assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_input_pipelines_shard_by_input_context(data_config, fashion_mnist_dir):
+  """Two workers (two tf.distribute input pipelines) read disjoint, equal halves in per-replica
+  batches, with tf.data's auto-sharding off (they are sharded already)."""
+  del fashion_mnist_dir
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from app.data import pipeline, sources  # pylint: disable=g-import-not-at-top
+  data_config.limit = 501
+  data = pipeline.build(sources.load(data_config), data_config, 64, seed=0)
+  seen = []
+  for worker in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                         num_replicas_in_sync=4)  # 2 replicas per worker
+    train = data.train_for(context)
+    assert (train.options().experimental_distribute.auto_shard_policy ==
+            tf.data.experimental.AutoShardPolicy.OFF)
+    batches = [images.numpy().astype(np.uint8) for images, _ in train]
+    assert max(len(b) for b in batches) == 16  # global 64 / 4 replicas
+    seen.append({b[k].tobytes() for b in batches for k in range(len(b))})
+    assert sum(len(b) for b in batches) == 250  # 501 // 2: equal shards, one image left over
+  assert not seen[0] & seen[1]
+  whole = {x.tobytes() for x in sources.load(data_config).train.images[:501]}
+  assert len(whole - seen[0] - seen[1]) <= 1 and np.all([s <= whole for s in seen])
 
 
 def run_train(tmp_path, name, *args):

@@ -24,18 +24,26 @@ AUGMENTATIONS = Registry("augmentation")
 # === Our batch ops (Keras has no per-image vectorised flip/pad-crop for tf.data) ===
 
 
-def flip(images):
+def _uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32, salt=0):
+  """tf.random.uniform, or its stateless twin when a [2] `seed` is given (replayable batches)."""
+  if seed is None:
+    return tf.random.uniform(shape, minval, maxval, dtype=dtype)
+  seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), salt)
+  return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype)
+
+
+def flip(images, seed=None):
   """Mirror a random half of the images left-right."""
-  mirror = tf.random.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
+  mirror = _uniform([tf.shape(images)[0], 1, 1, 1], seed) < 0.5
   return tf.where(mirror, tf.reverse(images, axis=[2]), images)
 
 
-def crop(images, pad=4):
+def crop(images, pad=4, seed=None):
   """Random translation by up to `pad` pixels: zero-pad each side, take a random crop per image."""
   batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
   padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-  top = tf.random.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
-  left = tf.random.uniform([batch], 0, 2 * pad + 1, dtype=tf.int32)
+  top = _uniform([batch], seed, 0, 2 * pad + 1, dtype=tf.int32, salt=1)
+  left = _uniform([batch], seed, 0, 2 * pad + 1, dtype=tf.int32, salt=2)
   rows = top[:, None] + tf.range(height)[None, :]  # (B, H)
   cols = left[:, None] + tf.range(width)[None, :]  # (B, W)
   images = tf.gather(padded, rows, axis=1, batch_dims=1)  # (B, H, W + 2 pad, C)
@@ -44,8 +52,10 @@ def crop(images, pad=4):
 
 @dataclasses.dataclass
 class Op:
-  """One augmentation: `host(images, labels) -> (images, labels)` for tf.data, and the Keras
-  layer that does the same inside a model (None: host only)."""
+  """One augmentation: `host(images, labels, seed) -> (images, labels)` for tf.data, and the
+  Keras layer that does the same inside a model (None: host only). Ops of ours use `seed` (a [2]
+  tensor, or None) for stateless draws that a resumed run replays; Keras layers draw from their
+  own seed generators."""
   name: str
   host: Callable
   layer: Optional[Callable] = None
@@ -53,7 +63,11 @@ class Op:
 
 
 def _images_only(fn):
-  return lambda images, labels: (fn(images), labels)
+  return lambda images, labels, seed=None: (fn(images), labels)
+
+
+def _seeded(fn):
+  return lambda images, labels, seed=None: (fn(images, seed=seed), labels)
 
 
 def _keras_op(name, layer):
@@ -63,13 +77,13 @@ def _keras_op(name, layer):
 
 @AUGMENTATIONS.register("flip")
 def _flip():
-  return Op("flip", _images_only(flip), lambda: keras.layers.RandomFlip("horizontal"))
+  return Op("flip", _seeded(flip), lambda: keras.layers.RandomFlip("horizontal"))
 
 
 @AUGMENTATIONS.register("crop")
 def _crop(pad=4):
   """Translation by up to `pad` pixels with zero fill (host only; on device use translate)."""
-  return Op("crop", _images_only(lambda images: crop(images, pad=pad)))
+  return Op("crop", _seeded(lambda images, seed: crop(images, pad=pad, seed=seed)))
 
 
 @AUGMENTATIONS.register("rotate")
@@ -116,7 +130,8 @@ def _randaugment(num_ops=2, factor=0.5):
 
 
 def _mixing_op(name, layer):
-  def host(images, labels):
+  def host(images, labels, seed=None):
+    del seed  # Keras's layer draws from its own seed generator
     mixed = layer({"images": images, "labels": labels}, training=True)
     return mixed["images"], mixed["labels"]
 
@@ -141,15 +156,15 @@ class Augmenter:
   def __init__(self, ops):
     self.ops = ops
 
-  def __call__(self, images, labels=None):
-    """(images, labels) -> augmented (images, labels); images only when labels is None."""
-    if labels is None:
-      for op in self.ops:
-        images, _ = op.host(images, None)
-      return images
-    for op in self.ops:
-      images, labels = op.host(images, labels)
-    return images, labels
+  def __call__(self, images, labels=None, seed=None):
+    """(images, labels) -> augmented (images, labels); images only when labels is None. A [2]
+    `seed` makes our ops' draws a function of it (each op folds in its position)."""
+    for position, op in enumerate(self.ops):
+      op_seed = None if seed is None else tf.random.experimental.stateless_fold_in(
+          tf.cast(seed, tf.int64), position)
+      images, new_labels = op.host(images, labels, op_seed)
+      labels = labels if labels is None else new_labels
+    return images if labels is None else (images, labels)
 
   def layers(self):
     """The Keras layers that apply these ops inside a model (device-side augmentation)."""

@@ -6,6 +6,7 @@ first layer normalises them, so the exported model takes raw 0..255 pixels.
 
 import dataclasses
 import os
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +33,10 @@ class Datasets:
   variance: np.ndarray
   test_split: str  # "test" or "validation" (a source without a test split)
   class_counts: np.ndarray  # training images per class
+  train_for: Callable = None  # tf.distribute.InputContext -> that input pipeline's train batches
+  train_epochs: Callable = None  # (first, last, skip, context) -> batches of several epochs
+  batch_size: int = 0  # global
+  drop_remainder: bool = False
 
 
 def split_validation(examples, fraction, seed):
@@ -132,6 +137,46 @@ def _batches(examples, image_shape, batch_size, *, shuffle_seed=None, shuffle_bu
   return ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
 
 
+def epoch_seed(seed, epoch):
+  """The shuffle seed of one epoch: a function of the run's seed and the epoch alone, so a run
+  resumed at epoch e (app/fitting.py) sees the order an uninterrupted run saw."""
+  return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+def _concatenate(datasets):
+  """datasets[0], then datasets[1], ...: a balanced tree of concatenations (depth log2 n)."""
+  if len(datasets) == 1:
+    return datasets[0]
+  middle = len(datasets) // 2
+  return _concatenate(datasets[:middle]).concatenate(_concatenate(datasets[middle:]))
+
+
+def _training_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0,
+                      shuffle_buffer=0, cache=True, drop_remainder=False, resize="resize"):
+  """Epochs `epochs` = (first, last) of shuffled (uint8 images, int32 labels, batch key) batches
+  in a row. Each epoch's order depends on (seed, epoch) only, and the key [epoch seed, batch index]
+  seeds the batch's augmentation, so an epoch replays identically in a resumed run; the first
+  `skip` batches are left out (a run resumed mid-epoch)."""
+  if examples.images is not None:  # gather batches of indices from one in-memory tensor
+    labels, images = tf.constant(examples.labels), tf.constant(examples.images)
+    base = tf.data.Dataset.range(len(examples))
+    gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))
+  else:
+    base, gather = _decoded(examples, image_shape, resize), None
+    if cache:
+      base = base.cache(cache if isinstance(cache, str) else "")
+
+  def one_epoch(epoch):  # a Python int: tf.data takes only constant shuffle seeds here
+    key = epoch_seed(seed, epoch)
+    ds = base.shuffle(shuffle_buffer or len(examples), seed=key, reshuffle_each_iteration=False)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if gather:
+      ds = ds.map(gather, num_parallel_calls=AUTOTUNE)
+    return ds.enumerate().map(lambda i, batch: (*batch, tf.stack([tf.constant(key, tf.int64), i])))
+
+  return _concatenate([one_epoch(epoch) for epoch in range(*epochs)]).skip(skip)
+
+
 def in_memory(examples, image_shape, resize, max_gb):
   """Decodes file- or record-based examples once into one uint8 array when they fit in `max_gb`,
   so every epoch gathers batches from memory (the speedruns' device-resident data) instead of
@@ -188,24 +233,46 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
   num_classes = len(source.class_names)
   augment_batch = augment.parse(data.augment)
 
-  def finish(images, labels, training):
+  def finish(images, labels, training, key=None):
     images, labels = tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
     if training:
-      images, labels = augment_batch(images, labels)
+      images, labels = augment_batch(images, labels, seed=key)
     return images, labels
 
-  options = tf.data.Options()
-  options.deterministic = data.deterministic  # False lets parallel stages reorder for speed
-
-  def pipeline(examples, training, split):
+  def pipeline(examples, training, split, batch=batch_size, sharded=False, epochs=(0, 1), skip=0):
     cache = data.cache and (os.path.join(data.cache_dir, split) if data.cache_dir else True)
     if data.cache_dir:
       os.makedirs(data.cache_dir, exist_ok=True)
-    ds = _batches(examples, source.image_shape, batch_size,
-                  shuffle_seed=seed if training else None, shuffle_buffer=data.shuffle_buffer,
-                  cache=cache, drop_remainder=drop_remainder and training, resize=data.resize)
-    ds = ds.map(lambda x, y: finish(x, y, training), num_parallel_calls=AUTOTUNE)
+    if training:
+      ds = _training_batches(examples, source.image_shape, batch, seed=seed, epochs=epochs,
+                             skip=skip, shuffle_buffer=data.shuffle_buffer, cache=cache,
+                             drop_remainder=drop_remainder, resize=data.resize)
+      ds = ds.map(lambda x, y, key: finish(x, y, True, key), num_parallel_calls=AUTOTUNE)
+    else:
+      ds = _batches(examples, source.image_shape, batch, cache=cache, resize=data.resize)
+      ds = ds.map(lambda x, y: finish(x, y, False), num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = data.deterministic  # False lets parallel stages reorder for speed
+    if sharded:  # sharded here, by example; tf.distribute must not shard it again
+      options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.prefetch(AUTOTUNE).with_options(options)
+
+  def train_epochs(first, last, skip=0, context=None):
+    """Training batches of epochs first..last-1 in a row, less the first `skip` global batches.
+    Under a tf.distribute strategy, `context` (an InputContext) selects one input pipeline: its
+    shard of the examples (equal shards, so every worker runs the same steps), per replica."""
+    if context is None:
+      return pipeline(train, True, "train", epochs=(first, last), skip=skip)
+    count, index = context.num_input_pipelines, context.input_pipeline_id
+    replicas_here = context.num_replicas_in_sync // count
+    return pipeline(shard(train, count, index), True,
+                    f"train-{index}-of-{count}" if count > 1 else "train",
+                    context.get_per_replica_batch_size(batch_size), sharded=True,
+                    epochs=(first, last), skip=skip * replicas_here)
+
+  def train_for(context):
+    """One epoch of training batches for the input pipeline `context` (see train_epochs)."""
+    return train_epochs(0, 1, context=context)
 
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
   mean, variance = channel_stats(train, source.image_shape, data.resize)
@@ -214,4 +281,33 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
       test=pipeline(test, False, "test"), steps_per_epoch=steps, num_train=len(train),
       num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
       image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split,
-      class_counts=np.bincount(train.labels, minlength=num_classes))
+      class_counts=np.bincount(train.labels, minlength=num_classes), train_for=train_for,
+      train_epochs=train_epochs, batch_size=batch_size, drop_remainder=drop_remainder)
+
+
+def shard(examples, count, index):
+  """Shard `index` of `count` equal shards (every count-th example; the < count left over are
+  dropped): what one worker of a multi-worker run trains on."""
+  if count == 1:
+    return examples
+  if len(examples) < count:
+    raise UsageError(f"{len(examples)} training images cannot be shared among {count} workers")
+  return examples.subset(np.arange(index, len(examples) - len(examples) % count, count))
+
+
+def distributed_train(datasets, strategy, epochs=(0, 1), skip=0):
+  """(training batches, steps per epoch) of epochs `epochs` = (first, last), less the first
+  `skip` steps, as model.fit should get them under `strategy`: with several replicas, built per
+  input pipeline through tf.distribute.InputContext (each worker reads only its shard, batched per
+  replica; auto-sharding off); with one replica, as one dataset."""
+  if strategy.num_replicas_in_sync == 1:
+    return datasets.train_epochs(*epochs, skip=skip), datasets.steps_per_epoch
+  pipelines = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1  # pylint: disable=protected-access
+  replicas_here = strategy.num_replicas_in_sync // pipelines
+  shard_size = datasets.num_train // pipelines
+  per_replica = datasets.batch_size // strategy.num_replicas_in_sync
+  batches = shard_size // per_replica if datasets.drop_remainder else -(-shard_size // per_replica)
+  steps = -(-batches // replicas_here)
+  dataset = strategy.distribute_datasets_from_function(
+      lambda context: datasets.train_epochs(*epochs, skip=skip, context=context))
+  return dataset, steps

@@ -112,7 +112,7 @@ BAD_INPUTS = {
     "negative learning rate": (["--learning_rate=-0.1"], "learning_rate"),
     "negative batch size": (["--batch_size=-8"], "batch_size must be positive"),
     "missing recipe": (["--config=configs/nope.py"], "cannot load the --config recipe"),
-    "strategy not yet available": (["--strategy=multi_worker"], "strategy 'multi_worker'"),
+    "unknown strategy": (["--strategy=hyperdrive"], "unknown strategy 'hyperdrive'"),
     "unknown schedule": (["--config.optim.schedule=nope"], "unknown schedule 'nope'; choose one of"),
     "warmup longer than training": (["--epochs=2", "--config.optim.warmup_epochs=3"],
                                     "warmup_epochs=3.0 must be >= 0 and shorter than"),

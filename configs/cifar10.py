@@ -1,0 +1,35 @@
+r"""CIFAR-10 from its JPEG image folders (or their TFRecord conversion): a quick baseline.
+
+  unzip -q ../shared/datasets/cifar10-jpg.zip -d /tmp
+  python -m app.train --config=configs/cifar10.py --data_dir=/tmp/cifar10-jpg
+  python tools/folder_to_tfrecord.py --input=/tmp/cifar10-jpg --output=/tmp/cifar10-tfr
+  python -m app.train --config=configs/cifar10.py --dataset=tfrecord --data_dir=/tmp/cifar10-tfr
+
+The 50,000 training images are decoded once into memory (150 MB of uint8) and every epoch
+gathers augmented batches from there, so the model never waits for JPEG decoding. Measured
+figures (command, machine, date) are in docs/BENCHMARKS.md.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.name = "cifar10"
+  config.data.name = "folder"
+  config.data.data_dir = "/tmp/cifar10-jpg"
+  config.data.augment = "flip|crop(pad=4)"
+  # The Fashion-MNIST recipe's VGG (16-32-64 wide, 74k parameters, ~20 MFLOPs per 32x32 image):
+  # small enough to train 10 epochs in minutes on 2 CPU cores.
+  config.model.name = "vgg"
+  config.model.width = 16
+  config.train.epochs = 10
+  config.train.batch_size = 256
+  config.train.label_smoothing = 0.1
+  config.optim.name = "sgd"
+  config.optim.learning_rate = 0.2
+  config.optim.weight_decay = 5e-4
+  config.optim.schedule = "onecycle"
+  config.optim.warmup_epochs = 1.0
+  config.runtime.mixed_precision = "mixed_bfloat16"
+  return config

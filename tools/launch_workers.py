@@ -1,0 +1,109 @@
+r"""Starts an N-worker MultiWorkerMirroredStrategy cluster on this machine (local ports).
+
+  .venv/bin/python tools/launch_workers.py --workers=2 -- \
+      .venv/bin/python -m app.train --epochs=2 --output_dir=runs/two_workers
+
+Each worker runs the command after `--` with its own TF_CONFIG (worker i of N, ports picked free
+on localhost); app.train's --strategy=auto then picks MultiWorkerMirroredStrategy. Worker output
+is prefixed with [worker i]. When a worker fails, the others are stopped; with --max_restarts=K
+the whole cluster is started again (up to K times) and app.train resumes from its backup in the
+run directory, as a preempted cluster would on real hosts. Worker PIDs are written to --pid_file
+(one line per worker, rewritten at each start) so a worker can be killed to try that out.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+flags.DEFINE_integer("workers", 2, "Workers to start (worker 0 is the chief).")
+flags.DEFINE_integer("max_restarts", 0, "Restart the cluster this many times after a failure.")
+flags.DEFINE_string("pid_file", "", "Write the workers' PIDs here, one per line.")
+
+
+def free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("localhost", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _relay(index, stream):
+  for line in iter(stream.readline, ""):
+    sys.stdout.write(f"[worker {index}] {line}")
+    sys.stdout.flush()
+
+
+def start_cluster(command, count, pid_file):
+  hosts = [f"localhost:{port}" for port in free_ports(count)]
+  workers = []
+  for index in range(count):
+    env = dict(os.environ, TF_CONFIG=json.dumps(
+        {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}))
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    threading.Thread(target=_relay, args=(index, worker.stdout), daemon=True).start()
+    workers.append(worker)
+  if pid_file:
+    with open(pid_file + ".tmp", "w") as f:
+      f.write("".join(f"{w.pid}\n" for w in workers))
+    os.replace(pid_file + ".tmp", pid_file)
+  return workers
+
+
+def wait(workers):
+  """Waits for all workers; on the first failure stops the rest. Returns the first failing exit
+  status, or 0."""
+  while True:
+    codes = [w.poll() for w in workers]
+    failed = [c for c in codes if c not in (None, 0)]
+    if failed:
+      for w in workers:
+        if w.poll() is None:
+          w.send_signal(signal.SIGTERM)
+      for w in workers:
+        try:
+          w.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+          w.kill()
+      return failed[0]
+    if all(c == 0 for c in codes):
+      return 0
+    time.sleep(0.2)
+
+
+def main(argv):
+  command = argv[1:]
+  if command and command[0] == "--":
+    command = command[1:]
+  if not command:
+    print("error: give the command to run after --, e.g. -- .venv/bin/python -m app.train",
+          file=sys.stderr)
+    return 2
+  if flags.FLAGS.workers < 1:
+    print("error: --workers must be 1 or more", file=sys.stderr)
+    return 2
+  for attempt in range(flags.FLAGS.max_restarts + 1):
+    code = wait(start_cluster(command, flags.FLAGS.workers, flags.FLAGS.pid_file))
+    if code == 0:
+      return 0
+    if attempt < flags.FLAGS.max_restarts:
+      print(f"[launcher] a worker exited with status {code}; restarting the cluster "
+            f"({attempt + 1} of {flags.FLAGS.max_restarts})", flush=True)
+  print(f"[launcher] a worker exited with status {code}", file=sys.stderr)
+  return code
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))
