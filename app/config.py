@@ -113,6 +113,18 @@ def validate(config):
   _require(runtime.mixed_precision in PRECISIONS,
            f"unknown mixed_precision {runtime.mixed_precision!r}; choose one of: "
            f"{', '.join(PRECISIONS)}")
+  if runtime.mixed_precision == "mixed_float16":
+    from app import accel  # pylint: disable=g-import-not-at-top
+    why = accel.supported_precisions()["mixed_float16"]
+    _require(why is None, f"--mixed_precision=mixed_float16 needs float16 hardware: {why}; use "
+             "--mixed_precision=mixed_bfloat16 (or float32) here")
+  _require(runtime.accel in ("off", "auto"),
+           f"runtime.accel must be off or auto; received {runtime.accel!r}")
+  _require(runtime.accel == "off" or runtime.strategy not in ("multi_worker", "tpu"),
+           f"--accel=auto cannot run under --strategy={runtime.strategy} (each worker would "
+           "measure and choose alone); probe with one worker and pass the chosen switches")
+  _require(runtime.accel_probe_steps >= 2, "runtime.accel_probe_steps must be >= 2")
+  _require(runtime.accel_tolerance > 0, "runtime.accel_tolerance must be > 0")
   _require(runtime.cpu_devices >= 0, "runtime.cpu_devices must be >= 0 (0 = the CPU as one device)")
   _require(not (runtime.jit_compile and runtime.strategy == "mirrored" and runtime.cpu_devices > 1),
            "XLA collectives are not implemented for CPU devices: drop --jit_compile or "

@@ -56,6 +56,15 @@ SHORTCUTS = {
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
                         "Precision policy: float32, mixed_bfloat16, mixed_float16."),
     "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
+    "steps_per_execution": ("runtime.steps_per_execution", flags.DEFINE_integer,
+                            "Training steps per compiled call (1 = Keras's default)."),
+    "channels_last": ("runtime.channels_last", flags.DEFINE_boolean,
+                      "Run every op NHWC (our models' layout), turning off TensorFlow's layout "
+                      "optimizer, which may rewrite convolutions to NCHW (float32 on GPUs)."),
+    "accel": ("runtime.accel", flags.DEFINE_string,
+              "off, or auto: measure precision, XLA, steps_per_execution and batch size on this "
+              "model and device, train with the fastest whose loss stays with float32's "
+              "(table in <run dir>/accel_probe.md)."),
     "validation_split": ("data.validation_split", flags.DEFINE_float,
                          "Fraction of the training split held out for validation (seeded)."),
     "on_bad_file": ("data.on_bad_file", flags.DEFINE_string,

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from app import accel, callbacks, distribute, export_formats, fitting, parity, plots, runs, serving
-from app import transfer
+from app import accel_probe, transfer
 from app import config as config_lib
 from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
@@ -37,11 +37,16 @@ def train_and_evaluate(config, fold=None):
   source = sources.load(config.data)  # first: it rejects bad data dirs
   source, data_report = checks.check_source(source, config.data)
 
-  # === Runtime ===
+  # === Runtime === (--accel=auto measures the switches first: app/accel_probe.py)
   accel.set_precision(config.runtime)
-
-  data = pipeline.build(source, config.data, config.train.batch_size, config.seed,
-                        drop_remainder=config.runtime.jit_compile, fold=fold)
+  build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
+                                        drop_remainder=c.runtime.jit_compile, fold=fold)
+  probed = None
+  if config.runtime.accel == "auto":
+    probed = accel_probe.probe(config, build_data, strategy)
+    config = accel_probe.apply(config, probed[0])
+    accel.set_precision(config.runtime)
+  data = build_data(config)
   logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
                source.description, len(data.class_names), data.num_train, data.num_validation,
                data.num_test, data.image_shape)
@@ -62,6 +67,8 @@ def train_and_evaluate(config, fold=None):
   config_lib.save(config, os.path.join(run_dir, "config.yaml"))
   with open(os.path.join(run_dir, "data_report.json"), "w") as f:
     json.dump(data_report, f, indent=2)
+  if probed:
+    accel_probe.write_table(probed[1], probed[0], run_dir)
 
   plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
                                os.path.join(run_dir, "learning_rate.png"))
@@ -97,6 +104,7 @@ def train_and_evaluate(config, fold=None):
       "strategy": strategy_reason,
       "worker": {"index": role.index, "count": role.count, "chief": role.is_chief},
       "resumed_from": resumed_from,
+      "accel": probed[0] if probed else None,
       "export_path": None,
       "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                    "python": platform.python_version()},

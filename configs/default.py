@@ -97,6 +97,10 @@ def get_config():
   config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16
   config.runtime.jit_compile = False  # XLA; measured 2x slower for small convnets on this CPU
   config.runtime.steps_per_execution = 1  # train steps per compiled call (less Python overhead)
+  config.runtime.channels_last = False  # True: force NHWC (TF's layout optimizer off); False: TF decides
+  config.runtime.accel = "off"  # auto: measure precision/XLA/steps_per_execution/batch, pick fastest
+  config.runtime.accel_probe_steps = 16  # auto: timed steps per probed setting (after a warm-up)
+  config.runtime.accel_tolerance = 0.05  # auto: reject settings whose loss departs more (relative)
 
   config.export = ml_collections.ConfigDict()
   config.export.enabled = True  # export a SavedModel at the end of training

@@ -60,6 +60,7 @@ class Op:
   host: Callable
   layer: Optional[Callable] = None
   mixes_labels: bool = False
+  any_dtype: bool = False  # runs on uint8 images too (4x less memory traffic than float32)
 
 
 def _images_only(fn):
@@ -77,13 +78,14 @@ def _keras_op(name, layer):
 
 @AUGMENTATIONS.register("flip")
 def _flip():
-  return Op("flip", _seeded(flip), lambda: keras.layers.RandomFlip("horizontal"))
+  return Op("flip", _seeded(flip), lambda: keras.layers.RandomFlip("horizontal"), any_dtype=True)
 
 
 @AUGMENTATIONS.register("crop")
 def _crop(pad=4):
   """Translation by up to `pad` pixels with zero fill (host only; on device use translate)."""
-  return Op("crop", _seeded(lambda images, seed: crop(images, pad=pad, seed=seed)))
+  return Op("crop", _seeded(lambda images, seed: crop(images, pad=pad, seed=seed)),
+            any_dtype=True)
 
 
 @AUGMENTATIONS.register("rotate")
@@ -157,13 +159,18 @@ class Augmenter:
     self.ops = ops
 
   def __call__(self, images, labels=None, seed=None):
-    """(images, labels) -> augmented (images, labels); images only when labels is None. A [2]
-    `seed` makes our ops' draws a function of it (each op folds in its position)."""
+    """(images, labels) -> augmented float32 (images, labels); images only when labels is None.
+    uint8 images stay uint8 through the leading ops that take any dtype (flip, crop) and become
+    float32 before the first that needs it. A [2] `seed` makes our ops' draws a function of it
+    (each op folds in its position)."""
     for position, op in enumerate(self.ops):
+      if not op.any_dtype:
+        images = tf.cast(images, tf.float32)
       op_seed = None if seed is None else tf.random.experimental.stateless_fold_in(
           tf.cast(seed, tf.int64), position)
       images, new_labels = op.host(images, labels, op_seed)
       labels = labels if labels is None else new_labels
+    images = tf.cast(images, tf.float32)
     return images if labels is None else (images, labels)
 
   def layers(self):

@@ -234,10 +234,11 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
   augment_batch = augment.parse(data.augment)
 
   def finish(images, labels, training, key=None):
-    images, labels = tf.cast(images, tf.float32), tf.one_hot(labels, num_classes)
+    """uint8 batch -> float32 images (augmented when training) and one-hot labels."""
+    labels = tf.one_hot(labels, num_classes)
     if training:
-      images, labels = augment_batch(images, labels, seed=key)
-    return images, labels
+      return augment_batch(images, labels, seed=key)
+    return tf.cast(images, tf.float32), labels
 
   def pipeline(examples, training, split, batch=batch_size, sharded=False, epochs=(0, 1), skip=0):
     cache = data.cache and (os.path.join(data.cache_dir, split) if data.cache_dir else True)

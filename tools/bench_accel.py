@@ -1,0 +1,117 @@
+r"""Training throughput and utilization of one model under every acceleration setting, in one run,
+and what --accel=auto picks from the same measurements.
+
+  unzip -q ../shared/datasets/cifar10-jpg.zip -d /tmp
+  .venv/bin/python tools/bench_accel.py --config=configs/cifar10.py --config.model.name=resnet9 \
+      --config.data.data_dir=/tmp/cifar10-jpg --config.data.limit=10000
+
+First the machine's peak: a 3x3 convolution (batch 64, 32x32, 128 -> 128 channels) timed in
+float32 and bfloat16 (TensorFlow, forward). Then each setting (precision x XLA x
+steps_per_execution, and channels_last forced for the plain settings) trains the recipe's model on the recipe's real data pipeline with
+app/accel_probe.py's measurement (fresh model, same batches, warm-up off the clock). Utilization
+= 3 x forward FLOPs per image (forward + backward) x images/s / the peak of that precision.
+Settings the device cannot run are listed with the reason. Prints Markdown for docs/BENCHMARKS.md.
+"""
+
+import itertools
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from app import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+cli.define_config_flag(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "configs", "cifar10.py"))
+
+
+def conv_peak(dtype, repeats=10):
+  """GFLOP/s of a 3x3 convolution in `dtype` (forward), the best of `repeats` timed calls."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  images = tf.random.normal([64, 32, 32, 128], dtype=tf.float32)
+  kernel = tf.random.normal([3, 3, 128, 128], dtype=tf.float32)
+  images, kernel = tf.cast(images, dtype), tf.cast(kernel, dtype)
+  conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
+  conv(images, kernel).numpy()
+  flops = 2 * 64 * 32 * 32 * 128 * 128 * 9
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    conv(images, kernel).numpy()
+    best = min(best, time.perf_counter() - start)
+  return flops / best / 1e9
+
+
+def main(argv):
+  del argv
+  from app import accel, accel_probe, distribute  # pylint: disable=g-import-not-at-top
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from app.data import checks, pipeline, sources  # pylint: disable=g-import-not-at-top
+  from app.models import build_model  # pylint: disable=g-import-not-at-top
+  from app.models.stats import flops_per_image  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  config = config_lib.resolve(flags.FLAGS.config)
+  strategy, _ = distribute.strategy_from_config(config.runtime)
+  peaks = {"float32": conv_peak(tf.float32), "mixed_bfloat16": conv_peak(tf.bfloat16)}
+  source, _ = checks.check_source(sources.load(config.data), config.data)
+  build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
+                                        drop_remainder=c.runtime.jit_compile)
+  data = build_data(config)
+  flops = flops_per_image(build_model(config.model, data.image_shape, len(data.class_names),
+                                      data.mean, data.variance))
+  supported = accel.supported_precisions()
+  measured, original = {}, accel_probe._measure  # pylint: disable=protected-access
+
+  def measure_once(cfg, settings, build, strat, steps):
+    key = tuple(sorted(settings.items()))
+    if key not in measured:
+      try:
+        measured[key] = original(cfg, settings, build, strat, steps)
+      except Exception as e:  # pylint: disable=broad-except
+        measured[key] = e
+    if isinstance(measured[key], Exception):
+      raise measured[key]
+    return measured[key]
+
+  accel_probe._measure = measure_once  # pylint: disable=protected-access
+  rows = []
+  grid = [(p, jit, spe, False) for p, jit, spe in itertools.product(
+      ("float32", "mixed_bfloat16", "mixed_float16"), (False, True),
+      (1, accel_probe.STEPS_PER_EXECUTION))]
+  grid += [(p, False, 1, True) for p in ("float32", "mixed_bfloat16")]  # NHWC forced
+  for precision, jit, spe, channels_last in grid:
+    settings = {"mixed_precision": precision, "jit_compile": jit, "steps_per_execution": spe,
+                "channels_last": channels_last, "batch_size": config.train.batch_size}
+    if supported[precision]:
+      if not jit and spe == 1:  # one row per precision the device cannot run
+        rows.append((dict(settings, jit_compile="-", steps_per_execution="-", channels_last="-"), None,
+                     f"not run: {supported[precision]}"))
+      continue
+    try:
+      rate, _ = measure_once(config, settings, build_data, strategy, config.runtime.accel_probe_steps)
+      rows.append((settings, rate, ""))
+    except Exception as e:  # pylint: disable=broad-except
+      rows.append((settings, None, f"failed: {str(e).splitlines()[0][:100]}"))
+    print(rows[-1], flush=True)
+  chosen, _ = accel_probe.probe(config, build_data, strategy)
+  baseline = rows[0][1]  # float32, no XLA, one step per execution, TF's layout choice
+  print(f"\nPeak (3x3 conv, forward): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 "
+        f"{peaks['mixed_bfloat16']:.0f} GFLOP/s. Model: {config.model.name}, "
+        f"{flops / 1e6:.0f} MFLOPs forward per image, batch {config.train.batch_size}.\n")
+  print("| precision | XLA | steps/exec | channels_last | images/s | vs float32 | utilization | "
+        "note |")
+  print("|---|---|---:|---|---:|---:|---:|---|")
+  for settings, rate, note in rows:
+    peak = peaks.get(settings["mixed_precision"])
+    cells = (f"{rate:,.0f} | {rate / baseline:.2f}x | {3 * flops * rate / 1e9 / peak:.0%}"
+             if rate else "- | - | -")
+    print(f"| {settings['mixed_precision']} | {settings['jit_compile']} | "
+          f"{settings['steps_per_execution']} | {settings['channels_last']} | {cells} | {note} |")
+  print(f"\n--accel=auto chose: {', '.join(f'{k}={v}' for k, v in chosen.items())}")
+
+
+if __name__ == "__main__":
+  app.run(cli.run_main(main), flags_parser=cli.parse_flags)
