@@ -87,7 +87,8 @@ def main(argv):
                 "channels_last": channels_last, "batch_size": config.train.batch_size}
     if supported[precision]:
       if not jit and spe == 1:  # one row per precision the device cannot run
-        rows.append((dict(settings, jit_compile="-", steps_per_execution="-", channels_last="-"), None,
+        rows.append((dict(settings, jit_compile="-", steps_per_execution="-", channels_last="-"),
+                     None,
                      f"not run: {supported[precision]}"))
       continue
     try:

@@ -70,7 +70,7 @@ def test_crop_pad_zero_is_identity(images):
 @RUNNERS
 def test_parse_applies_ops_in_order(images, run):
   out = run(augment.parse("flip|crop(pad=4)"), images)
-  assert out.shape == images.shape and out.dtype == np.uint8
+  assert out.shape == images.shape and out.dtype == np.float32  # uint8 in, float32 out
   for image, result in zip(images, out):
     candidates = list(windows(image, 4).values()) + list(windows(image[:, ::-1], 4).values())
     assert any(np.array_equal(result, c) for c in candidates)

@@ -55,3 +55,26 @@ def test_small_file_data_is_decoded_once_into_memory(cifar_mini_dir):
   decoded = pipeline.in_memory(source.test, source.image_shape, "resize", 1.0)
   assert decoded.images.shape == (200, 32, 32, 3) and decoded.paths is None
   assert pipeline.in_memory(source.test, source.image_shape, "resize", 1e-6) is source.test
+
+
+def batches(dataset):
+  return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+
+def test_each_epoch_replays_alone_for_a_resumed_run(cifar_mini_dir):
+  """Epoch e's batches (order and flip/crop draws) depend on (seed, e) only: built on their own,
+  as a run resumed at epoch e builds them, or less the batches done, they are the same."""
+  config = config_for(cifar_mini_dir, **{"data.augment": "flip|crop(pad=4)", "data.limit": 300})
+  data = pipeline.build(DATASETS.get("folder")(config.data), config.data, 64, seed=3)
+  two = batches(data.train_epochs(0, 2))
+  assert len(two) == 2 * data.steps_per_epoch == 10
+  second = batches(data.train_epochs(1, 2))
+  resumed = batches(data.train_epochs(1, 2, skip=2))
+  for (x, y), (x2, y2) in zip(two[5:], second):
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+  for (x, _), (x2, _) in zip(two[7:], resumed):
+    np.testing.assert_array_equal(x, x2)
+  assert not np.array_equal(two[0][0], two[5][0])  # epochs differ from each other
+  rerun = pipeline.build(DATASETS.get("folder")(config.data), config.data, 64, seed=3)
+  np.testing.assert_array_equal(batches(rerun.train_epochs(0, 1))[0][0], two[0][0])
