@@ -62,9 +62,9 @@ SHORTCUTS = {
                       "Run every op NHWC (our models' layout), turning off TensorFlow's layout "
                       "optimizer, which may rewrite convolutions to NCHW (float32 on GPUs)."),
     "accel": ("runtime.accel", flags.DEFINE_string,
-              "off, or auto: measure precision, XLA, steps_per_execution and batch size on this "
-              "model and device, train with the fastest whose loss stays with float32's "
-              "(table in <run dir>/accel_probe.md)."),
+              "off, or auto: measure precision, XLA, steps_per_execution, channels_last and the "
+              "batch size on this model and device, train with the fastest whose loss stays "
+              "with float32's (table in <run dir>/accel_probe.md)."),
     "validation_split": ("data.validation_split", flags.DEFINE_float,
                          "Fraction of the training split held out for validation (seeded)."),
     "on_bad_file": ("data.on_bad_file", flags.DEFINE_string,

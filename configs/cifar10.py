@@ -10,26 +10,17 @@ gathers augmented batches from there, so the model never waits for JPEG decoding
 figures (command, machine, date) are in docs/BENCHMARKS.md.
 """
 
-from configs import default
+from configs import fashion_mnist
 
 
 def get_config():
-  config = default.get_config()
+  # The Fashion-MNIST recipe (VGG 16-32-64, 74k parameters, ~20 MFLOPs per 32x32 image; SGD
+  # one-cycle, label smoothing, weight decay, mixed_bfloat16): small enough to train 10 epochs
+  # of CIFAR-10 in minutes on 2 CPU cores. Only the data and the epochs differ.
+  config = fashion_mnist.get_config()
   config.name = "cifar10"
   config.data.name = "folder"
   config.data.data_dir = "/tmp/cifar10-jpg"
   config.data.augment = "flip|crop(pad=4)"
-  # The Fashion-MNIST recipe's VGG (16-32-64 wide, 74k parameters, ~20 MFLOPs per 32x32 image):
-  # small enough to train 10 epochs in minutes on 2 CPU cores.
-  config.model.name = "vgg"
-  config.model.width = 16
   config.train.epochs = 10
-  config.train.batch_size = 256
-  config.train.label_smoothing = 0.1
-  config.optim.name = "sgd"
-  config.optim.learning_rate = 0.2
-  config.optim.weight_decay = 5e-4
-  config.optim.schedule = "onecycle"
-  config.optim.warmup_epochs = 1.0
-  config.runtime.mixed_precision = "mixed_bfloat16"
   return config
