@@ -131,6 +131,11 @@ def probe(config, build_data, strategy):
   return chosen, rows
 
 
+def settings_of(config):
+  """The switches a config trains with, as probe() returns its choice."""
+  return _settings(config.runtime, config.train.batch_size)
+
+
 def apply(config, chosen):
   """The config with the probe's choice in place (and the learning rate rescaled for the batch)."""
   copy = _with(config, chosen)

@@ -227,6 +227,45 @@ def check_output_dir(path, backup_dir=None):
     raise UsageError(f"output dir {path} already exists and is not empty; pass a new --output_dir")
 
 
+# What --accel=auto may change between the start of a run and its resumption.
+_PROBED_KEYS = ("runtime.mixed_precision", "runtime.jit_compile", "runtime.steps_per_execution",
+                "runtime.channels_last", "train.batch_size", "optim.peak_learning_rate")
+
+
+def _flatten(tree, prefix=""):
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def resumed_config(config):
+  """For a run resumed from its backup: the config it was started with (config.yaml), after
+  checking that `config` is the same run; None for a new run. UsageError names the keys that
+  differ. With --accel=auto the probed switches are the started run's, so they are not compared."""
+  path = os.path.join(config.output_dir, "config.yaml")
+  if not (os.path.exists(os.path.join(config.train.backup_dir, "state.json"))
+          and os.path.exists(path)):
+    return None
+  with open(path) as f:
+    saved = yaml.safe_load(f)
+  now = yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))  # tuples -> lists
+  skip = _PROBED_KEYS if config.runtime.accel == "auto" else ()
+  before, after = _flatten(saved), _flatten(now)
+  changed = sorted(k for k in set(before) | set(after)
+                   if k not in skip and before.get(k) != after.get(k))
+  if changed:
+    raise UsageError(
+        f"{config.output_dir} holds an unfinished run started with other settings ("
+        + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed[:4])
+        + (", ..." if len(changed) > 4 else "")
+        + "); pass the same flags to resume it, or a new --output_dir")
+  return ml_collections.ConfigDict(saved)
+
+
 def save(config, path):
   with open(path, "w") as f:
     yaml.safe_dump(config.to_dict(), f, sort_keys=False)

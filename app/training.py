@@ -41,9 +41,12 @@ def train_and_evaluate(config, fold=None):
   accel.set_precision(config.runtime)
   build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
                                         drop_remainder=c.runtime.jit_compile, fold=fold)
-  probed = None
-  if config.runtime.accel == "auto":
+  probed, started = None, role.is_chief and config_lib.resumed_config(config)
+  if config.runtime.accel == "auto" and started:  # resuming: the switches the run started with
+    probed = (accel_probe.settings_of(started), [])
+  elif config.runtime.accel == "auto":
     probed = accel_probe.probe(config, build_data, strategy)
+  if probed:
     config = accel_probe.apply(config, probed[0])
     accel.set_precision(config.runtime)
   data = build_data(config)
@@ -67,7 +70,7 @@ def train_and_evaluate(config, fold=None):
   config_lib.save(config, os.path.join(run_dir, "config.yaml"))
   with open(os.path.join(run_dir, "data_report.json"), "w") as f:
     json.dump(data_report, f, indent=2)
-  if probed:
+  if probed and probed[1]:
     accel_probe.write_table(probed[1], probed[0], run_dir)
 
   plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,

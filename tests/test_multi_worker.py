@@ -118,6 +118,10 @@ def test_killed_single_process_run_resumes_mid_epoch(tmp_path):
   process.kill()
   process.wait()
   assert not (run_dir / "metrics.json").exists()
+  other = subprocess.run(command + ["--epochs=4", f"--output_dir={run_dir}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+  assert other.returncode == 2, other.stderr[-3000:]
+  assert "started with other settings (train.epochs: 3 -> 4)" in other.stderr.splitlines()[-1]
   again = subprocess.run(command + [f"--output_dir={run_dir}"], cwd=REPO, capture_output=True,
                          text=True, timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
