@@ -3,6 +3,7 @@ and what the devices here support."""
 
 import contextlib
 import functools
+import time
 
 import keras
 
@@ -76,3 +77,27 @@ def supported_precisions():
                        "this CPU has no float16 arithmetic (AVX512_FP16 or AMX-FP16): TensorFlow "
                        "would emulate it, slower than float32",
   }
+
+
+# 3x3 convolutions (batch, side, channels in = out) like ResNet-9's stages on 32x32 images.
+PEAK_SHAPES = ((128, 32, 64), (64, 32, 128), (64, 16, 256), (64, 8, 512))
+
+
+def conv_peak(dtype, repeats=5):
+  """GFLOP/s of 3x3 convolutions in `dtype` (forward): the best shape of PEAK_SHAPES, each the
+  best of `repeats` timed calls."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
+  best_rate = 0.0
+  for batch, side, channels in PEAK_SHAPES:
+    images = tf.cast(tf.random.normal([batch, side, side, channels]), dtype)
+    kernel = tf.cast(tf.random.normal([3, 3, channels, channels]), dtype)
+    conv(images, kernel).numpy()
+    flops = 2 * batch * side * side * channels * channels * 9
+    best = float("inf")
+    for _ in range(repeats):
+      start = time.perf_counter()
+      conv(images, kernel).numpy()
+      best = min(best, time.perf_counter() - start)
+    best_rate = max(best_rate, flops / best / 1e9)
+  return best_rate

@@ -16,7 +16,6 @@ Settings the device cannot run are listed with the reason. Prints Markdown for d
 import itertools
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,33 +28,10 @@ cli.define_config_flag(os.path.join(os.path.dirname(os.path.dirname(os.path.absp
 flags.DEFINE_boolean("peak_only", False, "Measure and print the convolution peak only.")
 
 
-# 3x3 convolutions (batch, side, channels in = out) like ResNet-9's stages on 32x32 images.
-PEAK_SHAPES = ((128, 32, 64), (64, 32, 128), (64, 16, 256), (64, 8, 512))
-
-
-def conv_peak(dtype, repeats=5):
-  """GFLOP/s of 3x3 convolutions in `dtype` (forward): the best shape of PEAK_SHAPES, each the
-  best of `repeats` timed calls."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
-  best_rate = 0.0
-  for batch, side, channels in PEAK_SHAPES:
-    images = tf.cast(tf.random.normal([batch, side, side, channels]), dtype)
-    kernel = tf.cast(tf.random.normal([3, 3, channels, channels]), dtype)
-    conv(images, kernel).numpy()
-    flops = 2 * batch * side * side * channels * channels * 9
-    best = float("inf")
-    for _ in range(repeats):
-      start = time.perf_counter()
-      conv(images, kernel).numpy()
-      best = min(best, time.perf_counter() - start)
-    best_rate = max(best_rate, flops / best / 1e9)
-  return best_rate
-
-
 def main(argv):
   del argv
   from app import accel, accel_probe, distribute  # pylint: disable=g-import-not-at-top
+  from app.accel import conv_peak  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.data import checks, pipeline, sources  # pylint: disable=g-import-not-at-top
   from app.models import build_model  # pylint: disable=g-import-not-at-top
