@@ -3,7 +3,11 @@ r"""Train, evaluate and export an image classifier.
   python -m app.train                                  # the default recipe: Fashion-MNIST
   python -m app.train --config=configs/cifar10.py --epochs=3
   python -m app.train --dataset=folder --data_dir=~/photos --config.data.validation_split=0.1
+  python -m app.train --dataset=tfds:cifar10 --data_dir=~/tensorflow_datasets
+  python -m app.train --accel=auto                     # measure the speed switches, pick the best
+  python tools/launch_workers.py --workers=2 -- python -m app.train --output_dir=runs/x
 
+Running the same command again on an unfinished run directory resumes it from its backup.
 Every recipe key can be overridden as --config.<section>.<key>=VALUE; the shortcut flags below
 override the same keys. The run directory receives config.yaml, history.csv,
 training_curves.png, tensorboard/, checkpoints/ and metrics.json; the model is exported to
