@@ -193,13 +193,16 @@ def in_memory(examples, image_shape, resize, max_gb):
 
 def channel_stats(examples, image_shape, resize="resize"):
   """Per-channel mean and variance of the training images, in pixel units."""
-  if examples.images is not None:
-    pixels = examples.images.reshape(-1, image_shape[-1]).astype(np.float64)
-  else:
-    sample = examples.subset(np.linspace(0, len(examples) - 1, min(len(examples), _STATS_SAMPLE)).astype(int))
-    pixels = np.concatenate([b.numpy().reshape(-1, image_shape[-1]) for b, _ in
-                             _batches(sample, image_shape, 256, cache=False, resize=resize)]
-                            ).astype(np.float64)
+  if examples.images is not None:  # exact, from per-channel histograms of the uint8 values
+    pixels = examples.images.reshape(-1, image_shape[-1])
+    values = np.arange(256, dtype=np.float64)
+    counts = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(pixels.shape[1])])
+    mean = counts @ values / len(pixels)
+    return mean, np.maximum(counts @ values**2 / len(pixels) - mean**2, 1e-6)
+  sample = examples.subset(np.linspace(0, len(examples) - 1, min(len(examples), _STATS_SAMPLE)).astype(int))
+  pixels = np.concatenate([b.numpy().reshape(-1, image_shape[-1]) for b, _ in
+                           _batches(sample, image_shape, 256, cache=False, resize=resize)]
+                          ).astype(np.float64)
   return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
 
 
