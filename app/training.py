@@ -20,6 +20,12 @@ from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
 
 
+def _images_trained(data, timing, resumed_from, config):
+  """Images the timed epochs trained on: a run resumed mid-epoch skipped part of its first."""
+  skipped = resumed_from["batches_done"] * config.train.batch_size if resumed_from else 0
+  return max(data.num_train * len(timing.train_seconds_per_epoch) - skipped, 1)
+
+
 def train_and_evaluate(config, fold=None):
   """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
   is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
@@ -97,7 +103,7 @@ def train_and_evaluate(config, fold=None):
                              else None,
       "epochs_completed": len(history["loss"]),
       "train_seconds": train_seconds,
-      "train_images_per_second": data.num_train * len(timing.train_seconds_per_epoch) /
+      "train_images_per_second": _images_trained(data, timing, resumed_from, config) /
                                  sum(timing.train_seconds_per_epoch),
       "parameters": model.count_params(),
       "num_train": data.num_train,

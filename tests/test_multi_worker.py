@@ -132,6 +132,18 @@ def test_killed_single_process_run_resumes_mid_epoch(tmp_path):
     np.testing.assert_allclose(resumed, expected, atol=1e-5)
 
 
+def test_a_resumed_run_counts_only_the_images_it_trained():
+  from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
+  from app import training  # pylint: disable=g-import-not-at-top
+  data = SimpleNamespace(num_train=1000)
+  timing = SimpleNamespace(train_seconds_per_epoch=[1.0, 1.0])  # a partial epoch, then a whole
+  config = default.get_config()
+  config.train.batch_size = 64
+  assert training._images_trained(data, timing, None, config) == 2000
+  resumed = {"epoch": 1, "batches_done": 3, "weights": "w"}
+  assert training._images_trained(data, timing, resumed, config) == 2000 - 3 * 64
+
+
 # === Bad input: one line, exit status 2 ===
 
 
