@@ -21,7 +21,7 @@ import keras
 import ml_collections
 from absl import logging
 
-from app import accel, fitting
+from app import accel, distribute, fitting
 from app.data import augment
 
 STEPS_PER_EXECUTION = 8
@@ -41,7 +41,7 @@ def _with(config, settings):
   return copy
 
 
-def _measure(config, settings, build_data, strategy, steps):
+def measure_setting(config, settings, build_data, strategy, steps):
   """Trains a fresh model under `settings` on the probe batches; returns (images/s, mean loss of
   the timed steps)."""
   from app.models import build_model  # pylint: disable=g-import-not-at-top
@@ -70,9 +70,12 @@ def _measure(config, settings, build_data, strategy, steps):
   return timed * settings["batch_size"] / seconds, float(history.history["loss"][-1])
 
 
-def probe(config, build_data, strategy):
+def probe(config, build_data, strategy, measure=None):
   """Runs the search in the module docstring; returns (chosen settings, table rows). `build_data`
-  maps a config to its app.data.pipeline.Datasets (batch size and drop_remainder follow it)."""
+  maps a config to its app.data.pipeline.Datasets (batch size and drop_remainder follow it);
+  `measure` (default measure_setting, same arguments) times one setting: tools/bench_accel.py
+  passes one that reuses its own measurements."""
+  measure = measure or measure_setting
   runtime, steps = config.runtime, config.runtime.accel_probe_steps
   single_replica = strategy.num_replicas_in_sync == 1
   rows = []
@@ -80,8 +83,8 @@ def probe(config, build_data, strategy):
   def run(settings, switch, reference_loss=None, comparable=True):
     row = dict(settings, switch=switch)
     try:
-      row["images_per_second"], row["loss"] = _measure(config, settings, build_data, strategy,
-                                                       steps)
+      row["images_per_second"], row["loss"] = measure(config, settings, build_data, strategy,
+                                                      steps)
     except Exception as e:  # pylint: disable=broad-except
       row.update(images_per_second=None, loss=None, accepted=False,
                  note=f"failed: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}")
@@ -119,7 +122,7 @@ def probe(config, build_data, strategy):
                          images_per_second=None, loss=None, note=f"skipped: {why_not}"))
       else:
         consider({"mixed_precision": policy}, policy)
-  if single_replica or accel._gpu_capabilities():  # pylint: disable=protected-access
+  if single_replica or distribute.has_gpu():  # XLA collectives exist on GPUs only
     consider({"jit_compile": True}, "XLA")
   if single_replica:  # Keras 3.15 fails steps_per_execution > 1 with several replicas
     consider({"steps_per_execution": STEPS_PER_EXECUTION}, f"steps_per_execution={STEPS_PER_EXECUTION}")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from app import accel, accel_probe
+from app import accel, accel_probe, distribute
 from app import config as config_lib
 from configs import default
 
@@ -30,13 +30,12 @@ def probe_with(monkeypatch, measured, reference_batch_size=0, precisions=None):
       raise result
     return result
 
-  monkeypatch.setattr(accel_probe, "_measure", fake_measure)
   monkeypatch.setattr(accel, "supported_precisions", lambda: precisions or {
       "float32": None, "mixed_bfloat16": None, "mixed_float16": "no float16 here"})
-  monkeypatch.setattr(accel, "_gpu_capabilities", lambda: [])
+  monkeypatch.setattr(distribute, "has_gpu", lambda: False)
   config = default.get_config()
   config.optim.reference_batch_size = reference_batch_size
-  return accel_probe.probe(config_lib.resolve(config), None, FakeStrategy())
+  return accel_probe.probe(config_lib.resolve(config), None, FakeStrategy(), measure=fake_measure)
 
 
 def test_picks_the_fastest_setting_whose_loss_stays_with_float32(monkeypatch):

@@ -57,7 +57,7 @@ def test_input_pipelines_shard_by_input_context(data_config, fashion_mnist_dir):
   for worker in range(2):
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
                                          num_replicas_in_sync=4)  # 2 replicas per worker
-    train = data.train_for(context)
+    train = data.train_epochs(0, 1, context=context)
     assert (train.options().experimental_distribute.auto_shard_policy ==
             tf.data.experimental.AutoShardPolicy.OFF)
     batches = [images.numpy().astype(np.uint8) for images, _ in train]

@@ -51,20 +51,19 @@ def main(argv):
   flops = flops_per_image(build_model(config.model, data.image_shape, len(data.class_names),
                                       data.mean, data.variance))
   supported = accel.supported_precisions()
-  measured, original = {}, accel_probe._measure  # pylint: disable=protected-access
+  measured = {}
 
   def measure_once(cfg, settings, build, strat, steps):
     key = tuple(sorted(settings.items()))
     if key not in measured:
       try:
-        measured[key] = original(cfg, settings, build, strat, steps)
+        measured[key] = accel_probe.measure_setting(cfg, settings, build, strat, steps)
       except Exception as e:  # pylint: disable=broad-except
         measured[key] = e
     if isinstance(measured[key], Exception):
       raise measured[key]
     return measured[key]
 
-  accel_probe._measure = measure_once  # pylint: disable=protected-access
   rows = []
   grid = [(p, jit, spe, False) for p, jit, spe in itertools.product(
       ("float32", "mixed_bfloat16", "mixed_float16"), (False, True),
@@ -80,12 +79,13 @@ def main(argv):
                      f"not run: {supported[precision]}"))
       continue
     try:
-      rate, _ = measure_once(config, settings, build_data, strategy, config.runtime.accel_probe_steps)
+      rate, _ = measure_once(config, settings, build_data, strategy,
+                             config.runtime.accel_probe_steps)
       rows.append((settings, rate, ""))
     except Exception as e:  # pylint: disable=broad-except
       rows.append((settings, None, f"failed: {str(e).splitlines()[0][:100]}"))
     print(rows[-1], flush=True)
-  chosen, _ = accel_probe.probe(config, build_data, strategy)
+  chosen, _ = accel_probe.probe(config, build_data, strategy, measure=measure_once)
   baseline = rows[0][1]  # float32, no XLA, one step per execution, TF's layout choice
   print(f"\nPeak (3x3 conv, forward): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 "
         f"{peaks['mixed_bfloat16']:.0f} GFLOP/s. Model: {config.model.name}, "

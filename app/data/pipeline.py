@@ -33,7 +33,6 @@ class Datasets:
   variance: np.ndarray
   test_split: str  # "test" or "validation" (a source without a test split)
   class_counts: np.ndarray  # training images per class
-  train_for: Callable = None  # tf.distribute.InputContext -> that input pipeline's train batches
   train_epochs: Callable = None  # (first, last, skip, context) -> batches of several epochs
   batch_size: int = 0  # global
   drop_remainder: bool = False
@@ -116,25 +115,28 @@ def _decoded(examples, image_shape, resize):
                 num_parallel_calls=AUTOTUNE)
 
 
-def _batches(examples, image_shape, batch_size, *, shuffle_seed=None, shuffle_buffer=0,
-             cache=True, drop_remainder=False, resize="resize"):
-  """(uint8 images, int32 labels) batches. In-memory arrays are gathered per batch from one
-  tensor (no per-image tf.data work); files and records are decoded in parallel, then cached."""
+def _examples(examples, image_shape, cache, resize):
+  """(unbatched dataset, gather): in-memory arrays -> indices and the function that gathers a
+  batch of them from one tensor (no per-image tf.data work); files and records -> decoded
+  (uint8 image, int32 label) examples, decoded in parallel once and then cached, and None."""
   if examples.images is not None:
     labels, images = tf.constant(examples.labels), tf.constant(examples.images)
-    ds = tf.data.Dataset.range(len(examples))
-    if shuffle_seed is not None:
-      ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
+    return (tf.data.Dataset.range(len(examples)),
+            lambda i: (tf.gather(images, i), tf.gather(labels, i)))
   ds = _decoded(examples, image_shape, resize)
   if cache:
     # Decode once: later epochs read decoded uint8 images from memory, or from cache files in
     # `cache` when it is a folder (data larger than RAM).
     ds = ds.cache(cache if isinstance(cache, str) else "")
-  if shuffle_seed is not None:
-    ds = ds.shuffle(shuffle_buffer or len(examples), seed=shuffle_seed)
-  return ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+  return ds, None
+
+
+def _batches(examples, image_shape, batch_size, *, cache=True, resize="resize"):
+  """(uint8 images, int32 labels) batches in order (evaluation, statistics, previews)."""
+  ds, gather = _examples(examples, image_shape, cache, resize)
+  if gather:
+    return ds.batch(batch_size).map(gather, num_parallel_calls=AUTOTUNE)
+  return ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
 
 
 def epoch_seed(seed, epoch):
@@ -157,14 +159,7 @@ def _training_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0
   in a row. Each epoch's order depends on (seed, epoch) only, and the key [epoch seed, batch index]
   seeds the batch's augmentation, so an epoch replays identically in a resumed run; the first
   `skip` batches are left out (a run resumed mid-epoch)."""
-  if examples.images is not None:  # gather batches of indices from one in-memory tensor
-    labels, images = tf.constant(examples.labels), tf.constant(examples.images)
-    base = tf.data.Dataset.range(len(examples))
-    gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))
-  else:
-    base, gather = _decoded(examples, image_shape, resize), None
-    if cache:
-      base = base.cache(cache if isinstance(cache, str) else "")
+  base, gather = _examples(examples, image_shape, cache, resize)
 
   def one_epoch(epoch):  # a Python int: tf.data takes only constant shuffle seeds here
     key = epoch_seed(seed, epoch)
@@ -274,10 +269,6 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
                     context.get_per_replica_batch_size(batch_size), sharded=True,
                     epochs=(first, last), skip=skip * replicas_here)
 
-  def train_for(context):
-    """One epoch of training batches for the input pipeline `context` (see train_epochs)."""
-    return train_epochs(0, 1, context=context)
-
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
   mean, variance = channel_stats(train, source.image_shape, data.resize)
   return Datasets(
@@ -285,8 +276,8 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
       test=pipeline(test, False, "test"), steps_per_epoch=steps, num_train=len(train),
       num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
       image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split,
-      class_counts=np.bincount(train.labels, minlength=num_classes), train_for=train_for,
-      train_epochs=train_epochs, batch_size=batch_size, drop_remainder=drop_remainder)
+      class_counts=np.bincount(train.labels, minlength=num_classes), train_epochs=train_epochs,
+      batch_size=batch_size, drop_remainder=drop_remainder)
 
 
 def shard(examples, count, index):
