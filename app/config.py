@@ -65,6 +65,8 @@ def validate(config):
   _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
   _require(0 < model.bn_momentum < 1,
            f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
+  _require(model.tta in ("", "flip"),
+           f"model.tta must be '' (none) or 'flip'; received {model.tta!r}")
   _validate_transfer(config)
   _positive(train.epochs, "train.epochs", "--epochs=10")
   _require(train.backup_every_steps >= 0,

@@ -47,6 +47,9 @@ def get_config():
   config.model.bn_momentum = 0.9  # batch-norm moving-average momentum
   config.model.activation = "relu"  # any keras.activations name
   config.model.whitening = True  # airbench: frozen 2x2 patch-whitening first conv set from the data
+  # Test-time augmentation inside the model: "flip" averages every inference prediction
+  # (validation, test, predict, the export) with the mirror image's; twice the inference cost.
+  config.model.tta = ""  # "" = none, or "flip"
   config.model.weights = ""  # ImageNet families: local backbone weights file (.weights.h5 / .h5)
 
   config.train = ml_collections.ConfigDict()

@@ -8,6 +8,7 @@ import keras
 # Importing a family's module registers it (and its named variants) in MODELS.
 from app.models import (airbench, applications, preact_resnet, resnet, resnet9,  # noqa: F401
                         simple_cnn, vgg, wide_resnet)
+from app.models.layers import FlipConcat, PairMean
 from app.models.registry import FAMILY_OPTIONS, MODELS
 from app.models.whitening import init_from_data  # noqa: F401  (re-exported for training.py)
 
@@ -18,6 +19,9 @@ def build_model(model_config, image_shape, num_classes, mean, variance, augment_
 
   `augment_layers` (config.data.augment_on_device) run on the raw images first; they are
   identity at inference, so evaluation and the export see the images unchanged.
+  `model_config.tta="flip"` averages every inference prediction (validation, test, predict, the
+  export) with the mirror image's, inside the model (FlipConcat / PairMean): twice the
+  inference cost, training unchanged.
 
   width/depth of 0 are left out, so the family's (or the named variant's) default applies; the
   FAMILY_OPTIONS keys go only to the builders that take them."""
@@ -31,7 +35,12 @@ def build_model(model_config, image_shape, num_classes, mean, variance, augment_
   for layer in augment_layers:
     x = layer(x)
   x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
-  return keras.Model(inputs, network(x), name=network.name)
+  if model_config.tta == "flip":
+    x = FlipConcat(name="tta_flip")(x)
+  outputs = network(x)
+  if model_config.tta == "flip":
+    outputs = PairMean(name="tta_mean", dtype="float32")(outputs)
+  return keras.Model(inputs, outputs, name=network.name)
 
 
 def takes(name, option):

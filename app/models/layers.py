@@ -29,3 +29,35 @@ class BatchNormalization(keras.layers.BatchNormalization):
       self.moving_variance.assign(
           self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
     return outputs
+
+
+@keras.saving.register_keras_serializable(package="app")
+class FlipConcat(keras.layers.Layer):
+  """Flip test-time augmentation, first half: at inference, appends each image's left-right
+  mirror to the batch ([x; flip(x)], twice the batch); identity in training. PairMean averages
+  the two halves of the network's output again, so validation, test, predict and the export all
+  see the flip-averaged probabilities (batch norm runs per image at inference, so the doubled
+  batch changes nothing else)."""
+
+  def call(self, inputs, training=None):
+    if training:
+      return inputs
+    return keras.ops.concatenate([inputs, keras.ops.flip(inputs, axis=2)], axis=0)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
+@keras.saving.register_keras_serializable(package="app")
+class PairMean(keras.layers.Layer):
+  """Flip test-time augmentation, second half: at inference, the mean of the batch's first and
+  second halves (each image's and its mirror's probabilities); identity in training."""
+
+  def call(self, inputs, training=None):
+    if training:
+      return inputs
+    half = keras.ops.shape(inputs)[0] // 2
+    return (inputs[:half] + inputs[half:]) / 2
+
+  def compute_output_shape(self, input_shape):
+    return input_shape

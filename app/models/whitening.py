@@ -67,7 +67,7 @@ def init_from_data(model, dataset, max_images=MAX_IMAGES):
   """Sets every PatchWhitening layer of a build_model() model from up to `max_images` images of
   `dataset` (batches of (raw images, labels)); the images pass through the layers before it
   (normalize, ...) first. Reads nothing when the model has no such layer."""
-  network = model.layers[-1]  # build_model: image -> normalize -> network
+  network = next(layer for layer in model.layers if isinstance(layer, keras.Model))  # build_model's
   targets = [layer for layer in getattr(network, "layers", []) if isinstance(layer, PatchWhitening)]
   if not targets:
     return

@@ -46,3 +46,19 @@ def test_resnet_default_is_resnet20():
 def test_resnet_depth_must_be_6n_plus_2(depth):
   with pytest.raises(UsageError, match="6n \\+ 2"):
     models.MODELS.get("resnet")((32, 32, 3), 10, width=8, depth=depth)
+
+
+def test_flip_tta_averages_each_image_with_its_mirror_at_inference_only(tmp_path):
+  config = model_config("simple_cnn")
+  plain = models.build_model(config, (12, 12, 1), 3, [0.0], [1.0])
+  config.tta = "flip"
+  tta = models.build_model(config, (12, 12, 1), 3, [0.0], [1.0])
+  tta.set_weights(plain.get_weights())  # the TTA layers hold no weights
+  x = raw_images(4, (12, 12, 1))
+  expected = (plain.predict(x, verbose=0) + plain.predict(x[:, :, ::-1], verbose=0)) / 2
+  np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(tta(x, training=True), plain(x, training=True), rtol=1e-5, atol=1e-6)
+  path = str(tmp_path / "tta.keras")  # saved and reloaded (safe mode), it still averages
+  tta.save(path)
+  np.testing.assert_allclose(models.load_model(path).predict(x, verbose=0), expected,
+                             rtol=1e-5, atol=1e-6)
