@@ -47,6 +47,7 @@ def get_config():
   config.model.bn_momentum = 0.9  # batch-norm moving-average momentum
   config.model.activation = "relu"  # any keras.activations name
   config.model.whitening = True  # airbench: frozen 2x2 patch-whitening first conv set from the data
+  config.model.dirac = False  # airbench: convs start as the identity on their first channels
   # Test-time augmentation inside the model: "flip" averages every inference prediction
   # (validation, test, predict, the export) with the mirror image's; twice the inference cost.
   config.model.tta = ""  # "" = none, or "flip"

@@ -1,6 +1,7 @@
 """Layers our model families share."""
 
 import keras
+import numpy as np
 
 
 @keras.saving.register_keras_serializable(package="app")
@@ -61,3 +62,26 @@ class PairMean(keras.layers.Layer):
 
   def compute_output_shape(self, input_shape):
     return input_shape
+
+
+@keras.saving.register_keras_serializable(package="app")
+class PartialDirac(keras.initializers.Initializer):
+  """A convolution kernel whose first min(in, out) filters are the identity (each passes its own
+  input channel through unchanged) and whose others come from `base`: airbench's
+  `nn.init.dirac_(w[:w.size(1)])`, which starts every conv near the identity map (in Keller
+  Jordan's airbench ablations it took 94% on CIFAR-10 from 17 to 14 epochs)."""
+
+  def __init__(self, base="glorot_uniform"):
+    self.base_name, self.base = base, keras.initializers.get(base)
+
+  def __call__(self, shape, dtype=None):
+    kernel = self.base(shape, dtype=dtype)
+    height, width, inputs, outputs = shape
+    count = min(inputs, outputs)
+    identity = np.zeros((height, width, inputs, count), "float32")
+    identity[height // 2, width // 2, np.arange(count), np.arange(count)] = 1.0
+    identity = keras.ops.cast(identity, kernel.dtype)
+    return keras.ops.concatenate([identity, kernel[..., count:]], axis=-1)
+
+  def get_config(self):
+    return {"base": self.base_name}

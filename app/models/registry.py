@@ -3,7 +3,7 @@ activation) -> keras.Model taking normalised float images and returning class pr
 
 Builders are pure Keras 3 (keras.layers, keras.ops). `width=0` / `depth=0` mean the family's
 default. The classifier ends in a float32 softmax, so mixed precision never rounds probabilities.
-A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`; the
+A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`, `dirac`; the
 keras.applications backbones: `weights`); build_model passes them to the builders that name them.
 Named variants are partials (`resnet56 = partial(build_resnet, depth=56)`).
 """
@@ -17,7 +17,7 @@ from app.registry import Registry
 MODELS = Registry("model")
 
 # Config keys (config.model.<key>) that only some builders take, as keyword arguments.
-FAMILY_OPTIONS = ("whitening", "weights")
+FAMILY_OPTIONS = ("whitening", "dirac", "weights")
 
 
 def classifier_head(x, num_classes, dropout, logit_scale=1.0):

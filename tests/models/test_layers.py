@@ -48,3 +48,13 @@ def test_gradients_flow_to_gamma_and_beta():
     loss = tf.reduce_sum(layer(x, training=True) * tf.range(2, dtype=tf.float32))
   grads = tape.gradient(loss, [layer.gamma, layer.beta])
   assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_partial_dirac_starts_the_first_filters_as_the_identity():
+  from app.models.layers import PartialDirac  # pylint: disable=g-import-not-at-top
+  kernel = np.asarray(PartialDirac()((3, 3, 4, 6)))
+  x = np.random.default_rng(0).normal(size=(1, 5, 5, 4)).astype("float32")
+  y = np.asarray(keras.ops.conv(x, kernel, padding="same"))
+  np.testing.assert_allclose(y[..., :4], x, atol=1e-6)  # identity on the first 4 outputs
+  assert np.abs(kernel[..., 4:]).sum() > 0  # the rest keep the base initializer's values
+  assert PartialDirac.from_config(PartialDirac().get_config()).base_name == "glorot_uniform"
