@@ -20,6 +20,7 @@ class Timing(keras.callbacks.Callback):
     super().__init__()
     self.start = self.epoch_start = self.validation_start = None
     self.train_seconds_per_epoch = []
+    self.stopped_by_budget = None  # where TimeBudget stopped the run, if it did
 
   def on_train_begin(self, logs=None):
     if self.start is None:  # one clock across the fit calls of a run (retries, transfer phases)
@@ -41,6 +42,25 @@ class Timing(keras.callbacks.Callback):
   @property
   def elapsed_seconds(self):
     return time.perf_counter() - self.start
+
+
+class TimeBudget(keras.callbacks.Callback):
+  """Stops training cleanly (model.stop_training) once the run's clock (`timing`, so one budget
+  across retries and transfer phases) passes `seconds`: the epoch it runs out in ends early and is
+  still validated, checkpointed and evaluated as usual. For time-aware searches (app/tuning)."""
+
+  def __init__(self, timing, seconds):
+    super().__init__()
+    self.timing, self.seconds, self.epoch = timing, seconds, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.timing.elapsed_seconds >= self.seconds:
+      if self.timing.stopped_by_budget is None:
+        self.timing.stopped_by_budget = f"epoch {self.epoch + 1}, step {batch + 1}"
+      self.model.stop_training = True
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -233,6 +253,8 @@ def build(run_dir, config, schedule, timing=None, backup=None):
   before the writers that read their values; the EMA swap before anything that evaluates or saves."""
   timing, guard = timing or Timing(), DivergenceGuard(config.train.divergence_factor)
   run_callbacks = [timing, guard] + ([backup] if backup else []) + [LearningRateLog()]
+  if config.train.time_budget_seconds:
+    run_callbacks.append(TimeBudget(timing, config.train.time_budget_seconds))
   swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.optim.ema else None
   if swap_ema:
     # Validation and checkpoints see the EMA weights; fit() leaves them in the model at the end.

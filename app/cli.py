@@ -98,6 +98,26 @@ def define_config_flag(default_recipe):
     _exit_after_help(e, sys.argv)
 
 
+def define_shortcuts(shortcuts):
+  """{flag name: (config key, flags.DEFINE_*, help)} -> flags that override those keys."""
+  for flag_name, (key, define, help_text) in shortcuts.items():
+    define(flag_name, None, f"{help_text} Overrides config.{key}.")
+
+
+def apply_shortcuts(config, shortcuts):
+  """Sets the keys of the shortcut flags given (None = unset); returns {key: value} set."""
+  applied = {}
+  for flag_name, (key, _, _) in shortcuts.items():
+    value = flags.FLAGS[flag_name].value
+    if value is not None:
+      *parents, leaf = key.split(".")
+      section = config
+      for parent in parents:
+        section = section[parent]
+      section[leaf] = applied[key] = value
+  return applied
+
+
 def parse_flags(argv):
   """absl's parser, but a bad flag is one line and exit status 2 instead of absl's usage dump."""
   try:

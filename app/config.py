@@ -92,6 +92,9 @@ def validate(config):
   _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
            "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
 
+  _require(train.time_budget_seconds >= 0,
+           f"train.time_budget_seconds must be >= 0 (0 = no limit); received "
+           f"{train.time_budget_seconds}")
   _require(train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0 (0 = off)")
   _require(train.on_divergence in ("stop", "retry"),
            f"train.on_divergence must be 'stop' or 'retry'; received {train.on_divergence!r}")

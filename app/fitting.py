@@ -92,7 +92,7 @@ def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=
           shuffle=False)  # the pipeline shuffles, per epoch (app/data/pipeline.py)
       for key, values in result.history.items():
         history.setdefault(key, []).extend(values)
-      if guard.diverged:
+      if guard.diverged or timing.stopped_by_budget:
         break
     skip = 0
     if not guard.diverged:

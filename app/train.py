@@ -76,19 +76,7 @@ SHORTCUTS = {
     "cv_folds": ("train.cv_folds", flags.DEFINE_integer,
                  "k-fold cross-validation on the training split (>= 2); reports mean and std."),
 }
-for flag_name, (key, define, help_text) in SHORTCUTS.items():
-  define(flag_name, None, f"{help_text} Overrides config.{key}.")
-
-
-def apply_shortcuts(config):
-  for flag_name, (key, _, _) in SHORTCUTS.items():
-    value = flags.FLAGS[flag_name].value
-    if value is not None:
-      *parents, leaf = key.split(".")
-      section = config
-      for parent in parents:
-        section = section[parent]
-      section[leaf] = value
+cli.define_shortcuts(SHORTCUTS)
 
 
 def main(argv):
@@ -96,7 +84,7 @@ def main(argv):
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
   from app import config as config_lib, distribute, training  # pylint: disable=g-import-not-at-top
   config = flags.FLAGS.config
-  apply_shortcuts(config)
+  cli.apply_shortcuts(config, SHORTCUTS)
   distribute.initialize(config.runtime)  # before any TensorFlow op, validation's included
   resolved = config_lib.resolve(config)
   if resolved.train.cv_folds:

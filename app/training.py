@@ -103,6 +103,8 @@ def train_and_evaluate(config, fold=None):
                              else None,
       "epochs_completed": len(history["loss"]),
       "train_seconds": train_seconds,
+      # train.time_budget_seconds: where the budget stopped training (None: it ran every epoch)
+      "stopped_by_time_budget": timing.stopped_by_budget,
       "train_images_per_second": _images_trained(data, timing, resumed_from, config) /
                                  sum(timing.train_seconds_per_epoch),
       "parameters": model.count_params(),

@@ -66,6 +66,7 @@ def get_config():
   config.train.class_weights = False  # weight the loss by inverse class frequency (imbalance)
   config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
   config.train.frozen_epochs = 0  # transfer: first N epochs train the head, backbone frozen; 0 = off
+  config.train.time_budget_seconds = 0.0  # stop training after this much wall time; 0 = no limit
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS
@@ -105,6 +106,22 @@ def get_config():
   config.runtime.accel = "off"  # auto: measure precision/XLA/steps_per_execution/batch, pick fastest
   config.runtime.accel_probe_steps = 16  # auto: timed steps per probed setting (after a warm-up)
   config.runtime.accel_tolerance = 0.05  # auto: reject settings whose loss departs more (relative)
+
+  # Architecture and learning-rate search (python -m app.tune; app.train ignores this section).
+  # space: "key=spec; key=spec" over any recipe key, spec one of int(lo, hi[, step]),
+  # float(lo, hi[, step]), log(lo, hi), choice(a, b, ...), or lr_find("lr_find.json"[, factor])
+  # (log scale from the range test's suggested rate / factor to rate * factor; factor 3).
+  config.search = ml_collections.ConfigDict()
+  config.search.space = ""  # e.g. "model.width=int(16, 40, 8); optim.learning_rate=log(0.05, 0.8)"
+  config.search.tuner = "random"  # random | bayesian | hyperband (KerasTuner's oracles)
+  config.search.objective = "val_accuracy"  # val_accuracy | accuracy_within_budget | time_to_target
+  config.search.max_trials = 20  # trials in all (hyperband: a cap on its brackets' trials)
+  config.search.trial_time_budget_seconds = 0.0  # each trial stops training after this; 0 = no cap
+  config.search.target_accuracy = 0.0  # time_to_target: the validation accuracy to reach
+  config.search.validation_split = 0.1  # trials validate on this held-out part, never on test
+  config.search.hyperband_factor = 3  # hyperband: keep 1/factor of the trials at each round
+  config.search.max_consecutive_failures = 5  # stop the search after this many failed trials in a row
+  config.search.seed = 1  # the tuner's sampling seed (KerasTuner treats 0 as "pick one")
 
   config.export = ml_collections.ConfigDict()
   config.export.enabled = True  # export a SavedModel at the end of training

@@ -1,0 +1,155 @@
+"""One trial = one `python -m app.train` subprocess, so each trial's memory goes back to the OS
+when it ends (KerasTuner's in-process trials grow memory across trials) and a crash is the trial's
+alone.
+
+<search_dir>/trials/<trial id>/ holds run/ (app.train's run directory: config.yaml, history.csv,
+metrics.json, checkpoints/), train.log (the trial's stdout and stderr) and result.json (the
+command, which tuner ran it, its status, score and, for a failed trial, the reason). A failed or
+diverged trial raises keras_tuner.errors.FailedTrialError: KerasTuner marks it FAILED and the
+search goes on. A trial interrupted with the search is run again by the same command: app.train
+resumes it from its backup, or it starts over if it had none yet.
+"""
+
+import csv
+import ctypes
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from keras_tuner import errors
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HYPERBAND_KEYS = "tuner/"  # the Hyperband oracle's own values (epochs, bracket, parent trial)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What every trial of a search shares."""
+  recipe: str  # absolute path of the --config recipe
+  overrides: dict  # the command line's --config.<key> overrides (and shortcut flags), by key
+  params: tuple  # app.tuning.space.Param
+  search: object  # the recipe's search section (ConfigDict)
+  objective: object  # app.tuning.objectives.Objective
+  search_dir: str
+  epochs: int  # the recipe's train.epochs
+  warmup_epochs: float  # the recipe's optim.warmup_epochs
+
+
+def write_json(path, value):
+  """Atomically: a temporary file renamed into place."""
+  temporary = f"{path}.tmp"
+  with open(temporary, "w") as f:
+    json.dump(value, f, indent=2, default=str)
+  os.replace(temporary, path)
+
+
+def override_flag(key, value):
+  return f"--config.{key}={value}"
+
+
+def trial_values(plan, values):
+  """The searched keys' values of a trial, and for Hyperband its epochs: a Hyperband round of N
+  epochs trains a fresh model with the recipe's whole schedule squeezed into N epochs (warmup
+  scaled alike), rather than continuing its parent's checkpoint."""
+  chosen = {k: v for k, v in values.items() if not k.startswith(HYPERBAND_KEYS)}
+  epochs = values.get("tuner/epochs")
+  if epochs and epochs != plan.epochs:
+    chosen["train.epochs"] = int(epochs)
+    chosen["optim.warmup_epochs"] = plan.warmup_epochs * epochs / plan.epochs
+  return chosen
+
+
+def command(plan, values, run_dir):
+  search = plan.search
+  args = [sys.executable, "-m", "app.train", f"--config={plan.recipe}"]
+  args += [override_flag(k, v) for k, v in plan.overrides.items()]
+  args += [override_flag(k, v) for k, v in trial_values(plan, values).items()]
+  args += [override_flag("data.validation_split", search.validation_split),
+           override_flag("export.enabled", False), f"--output_dir={run_dir}"]
+  if search.trial_time_budget_seconds:
+    args.append(override_flag("train.time_budget_seconds", search.trial_time_budget_seconds))
+  return args
+
+
+def environment():
+  """The trials' environment: app importable from any working directory (relative paths in
+  the overrides keep meaning what they meant on the command line)."""
+  path = os.environ.get("PYTHONPATH")
+  return dict(os.environ, PYTHONPATH=REPO + (os.pathsep + path if path else ""))
+
+
+def _die_with_parent():
+  """Linux: the trial is killed when the search process dies (even by kill -9), so a resumed
+  search never finds the interrupted trial still writing its run directory."""
+  try:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
+def read_history(run_dir):
+  path = os.path.join(run_dir, "history.csv")
+  if not os.path.isfile(path):
+    return []
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def _reason(log_path):
+  """The trial's own error line (app.train's one-line errors), else its last line."""
+  with open(log_path, errors="replace") as f:
+    lines = [line.strip() for line in f if line.strip()]
+  errors_ = [line for line in lines if line.startswith("error:")]
+  return (errors_ or lines or ["no output"])[-1][:500]
+
+
+def _prepare(run_dir):
+  """An interrupted trial's run dir: kept when app.train can resume it (a backup, or finished);
+  otherwise removed, since app.train starts only in a new or empty directory."""
+  finished = os.path.exists(os.path.join(run_dir, "metrics.json"))
+  resumable = os.path.exists(os.path.join(run_dir, "backup", "state.json"))
+  if os.path.isdir(run_dir) and not (finished or resumable):
+    shutil.rmtree(run_dir)
+  return finished
+
+
+def run(plan, trial_id, values, tuner_id):
+  """Runs one trial; returns its metrics for the oracle {objective: score, val_accuracy,
+  train_seconds}; raises FailedTrialError for a failed, diverged or unscored trial."""
+  trial_dir = os.path.join(plan.search_dir, "trials", trial_id)
+  run_dir, log_path = os.path.join(trial_dir, "run"), os.path.join(trial_dir, "train.log")
+  os.makedirs(trial_dir, exist_ok=True)
+  args = command(plan, values, run_dir)
+  record = {"trial_id": trial_id, "tuner_id": tuner_id, "values": values, "command": args}
+  start = time.time()
+  returncode = 0
+  if not _prepare(run_dir):  # a trial finished before an interruption is not trained twice
+    with open(log_path, "a") as log:
+      returncode = subprocess.run(args, env=environment(), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                  check=False).returncode
+  rows = read_history(run_dir)
+  score = plan.objective.score(rows, plan.search) if returncode == 0 else None
+  metrics = None
+  if returncode:
+    reason = f"app.train exited with status {returncode}: {_reason(log_path)}"
+  elif score is None or score != score:  # no validated epoch, or NaN
+    reason = "no finite validation accuracy (diverged?); see train.log"
+  else:
+    reason = None
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+      train_seconds = json.load(f)["train_seconds"]
+    from app.tuning.objectives import best_val_accuracy  # pylint: disable=g-import-not-at-top
+    metrics = {plan.objective.name: float(score), "val_accuracy": best_val_accuracy(rows),
+               "train_seconds": float(train_seconds)}
+  record.update(status="FAILED" if reason else "COMPLETED", reason=reason, metrics=metrics,
+                returncode=returncode, wall_seconds=time.time() - start)
+  write_json(os.path.join(trial_dir, "result.json"), record)
+  if reason:
+    raise errors.FailedTrialError(reason)
+  return metrics
