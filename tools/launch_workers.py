@@ -13,36 +13,18 @@ run directory, as a preempted cluster would on real hosts. Worker PIDs are writt
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tools.local_processes import free_ports, relay, wait, write_pids  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 flags.DEFINE_integer("workers", 2, "Workers to start (worker 0 is the chief).")
 flags.DEFINE_integer("max_restarts", 0, "Restart the cluster this many times after a failure.")
 flags.DEFINE_string("pid_file", "", "Write the workers' PIDs here, one per line.")
-
-
-def free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(("localhost", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
-def _relay(index, stream):
-  for line in iter(stream.readline, ""):
-    sys.stdout.write(f"[worker {index}] {line}")
-    sys.stdout.flush()
 
 
 def start_cluster(command, count, pid_file):
@@ -53,34 +35,11 @@ def start_cluster(command, count, pid_file):
         {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}))
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
-    threading.Thread(target=_relay, args=(index, worker.stdout), daemon=True).start()
+    relay(f"[worker {index}]", worker)
     workers.append(worker)
   if pid_file:
-    with open(pid_file + ".tmp", "w") as f:
-      f.write("".join(f"{w.pid}\n" for w in workers))
-    os.replace(pid_file + ".tmp", pid_file)
+    write_pids(pid_file, workers)
   return workers
-
-
-def wait(workers):
-  """Waits for all workers; on the first failure stops the rest. Returns the first failing exit
-  status, or 0."""
-  while True:
-    codes = [w.poll() for w in workers]
-    failed = [c for c in codes if c not in (None, 0)]
-    if failed:
-      for w in workers:
-        if w.poll() is None:
-          w.send_signal(signal.SIGTERM)
-      for w in workers:
-        try:
-          w.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-          w.kill()
-      return failed[0]
-    if all(c == 0 for c in codes):
-      return 0
-    time.sleep(0.2)
 
 
 def main(argv):

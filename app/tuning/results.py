@@ -4,6 +4,7 @@ best_recipe.py, a recipe file that `python -m app.train --config=` takes as it i
 
 import csv
 import io
+import json
 import math
 import os
 
@@ -25,7 +26,20 @@ def _write_text(path, text):
   os.replace(temporary, path)
 
 
-def rows(trials, objective):
+def _reason(search_dir, trial):
+  """Why a trial failed: KerasTuner's message (a lone search), else the trial's result.json (a
+  distributed search: KerasTuner does not send the message to the chief)."""
+  lines = (trial.message or "").strip().splitlines()
+  if lines:
+    return lines[-1].split(": ", 1)[-1]
+  path = os.path.join(search_dir, "trials", trial.trial_id, "result.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f).get("reason") or ""
+  return ""
+
+
+def rows(trials, objective, search_dir):
   """One dict per trial, best first: completed trials by score, then the rest by id."""
   def order(trial):
     done = trial.status == _COMPLETED and trial.score is not None and math.isfinite(trial.score)
@@ -36,14 +50,13 @@ def rows(trials, objective):
   for rank, trial in enumerate(sorted(trials, key=order), 1):
     values = {k: v for k, v in trial.hyperparameters.values.items()
               if not k.startswith(HYPERBAND_KEYS) or k == "tuner/epochs"}
-    reason = (trial.message or "").strip().splitlines()[-1:] if trial.status != _COMPLETED else []
     table.append({
         "rank": rank, "trial": trial.trial_id, "status": trial.status,
         objective.name: trial.score if trial.status == _COMPLETED else None,
         "val_accuracy": _metric(trial, "val_accuracy"),
         "train_seconds": _metric(trial, "train_seconds"),
         **values,
-        "reason": reason[0].split(": ", 1)[-1] if reason else "",
+        "reason": _reason(search_dir, trial) if trial.status != _COMPLETED else "",
     })
   return table
 
@@ -104,7 +117,7 @@ def best_recipe_text(plan, trial):
 def write(plan, trials):
   """Leaderboard and, once a trial has completed, best_recipe.py and best_trial.json."""
   trials = list(trials)
-  table = rows(trials, plan.objective)
+  table = rows(trials, plan.objective, plan.search_dir)
   write_leaderboard(plan.search_dir, table)
   best = [t for t in trials if t.trial_id == (table[0]["trial"] if table else None)]
   if best and best[0].status == _COMPLETED:

@@ -180,13 +180,13 @@ class SubprocessTuner(keras_tuner.Tuner):
 
   def run_trial(self, trial, *args, **kwargs):
     name, values = self.plan.objective.name, trial.hyperparameters.values
-    print(f"[{self.tuner_id}] trial {trial.trial_id}: {values}", flush=True)
+    print(f"trial {trial.trial_id} on {self.tuner_id}: {values}", flush=True)
     try:
       metrics = trials.run(self.plan, trial.trial_id, values, self.tuner_id)
     except keras_tuner.errors.FailedTrialError as e:
-      print(f"[{self.tuner_id}] trial {trial.trial_id} FAILED: {e}", flush=True)
+      print(f"trial {trial.trial_id} FAILED: {e}", flush=True)
       raise
-    print(f"[{self.tuner_id}] trial {trial.trial_id}: {name} {metrics[name]:.4g}", flush=True)
+    print(f"trial {trial.trial_id}: {name} {metrics[name]:.4g}", flush=True)
     return metrics
 
   def save(self):
@@ -196,6 +196,7 @@ class SubprocessTuner(keras_tuner.Tuner):
 
   def search(self, *args, **kwargs):
     if dist_utils.is_chief_oracle():
+      self.oracle.verbose = kwargs.get("verbose", 1)
       self.save()
       serve(self.oracle)
       return

@@ -11,12 +11,11 @@ resumes it from its backup, or it starts over if it had none yet.
 """
 
 import csv
-import ctypes
 import dataclasses
 import json
+import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -83,13 +82,14 @@ def environment():
   return dict(os.environ, PYTHONPATH=REPO + (os.pathsep + path if path else ""))
 
 
-def _die_with_parent():
-  """Linux: the trial is killed when the search process dies (even by kill -9), so a resumed
-  search never finds the interrupted trial still writing its run directory."""
-  try:
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-  except (OSError, AttributeError):
-    pass
+# Linux: the trial is killed when the search process dies (even by kill -9), so a resumed search
+# never finds the interrupted trial still writing its run directory. Set in the child, which then
+# execs app.train (the setting survives exec): a preexec_fn would run Python between fork and
+# exec, which aborts when gRPC (a distributed worker's oracle client) is loaded.
+_DIE_WITH_PARENT = ("import ctypes, signal, os, sys\n"
+                    "try:\n  ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+                    "except (OSError, AttributeError):\n  pass\n"
+                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
 
 
 def read_history(run_dir):
@@ -98,6 +98,20 @@ def read_history(run_dir):
     return []
   with open(path) as f:
     return list(csv.DictReader(f))
+
+
+def _diverged(rows):
+  """A finished run whose last epoch's loss or validation loss is not finite (a huge but finite
+  training loss passes app.train's DivergenceGuard when no earlier epoch set its reference)."""
+  last = rows[-1] if rows else {}
+  for column in ("loss", "val_loss"):
+    try:
+      value = float(last.get(column) or 0.0)
+    except ValueError:
+      continue
+    if not math.isfinite(value):
+      return f"final {column} {value}"
+  return None
 
 
 def _reason(log_path):
@@ -130,14 +144,16 @@ def run(plan, trial_id, values, tuner_id):
   returncode = 0
   if not _prepare(run_dir):  # a trial finished before an interruption is not trained twice
     with open(log_path, "a") as log:
-      returncode = subprocess.run(args, env=environment(), stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                                  check=False).returncode
+      returncode = subprocess.run([sys.executable, "-c", _DIE_WITH_PARENT] + args[1:],
+                                  env=environment(), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, check=False).returncode
   rows = read_history(run_dir)
   score = plan.objective.score(rows, plan.search) if returncode == 0 else None
   metrics = None
   if returncode:
     reason = f"app.train exited with status {returncode}: {_reason(log_path)}"
+  elif _diverged(rows):
+    reason = f"diverged: {_diverged(rows)} (app.train's guard stops on a NaN batch loss only)"
   elif score is None or score != score:  # no validated epoch, or NaN
     reason = "no finite validation accuracy (diverged?); see train.log"
   else:

@@ -1,0 +1,121 @@
+"""python -m app.tune end to end on a Fashion-MNIST slice: each tuner kind, a planted diverging
+trial, best_recipe.py trained by app.train (--retrain), resuming after kill -9, the fingerprint,
+and bad input refused with one line and exit status 2. Each trial is an app.train subprocess."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# 460 training images in 8 steps of 64, 52 held out for validation, one epoch, width 4.
+TINY = ["--config.data.limit=512", "--config.train.epochs=1", "--config.optim.warmup_epochs=0",
+        "--config.model.width=4", "--config.train.batch_size=64"]
+LEARNING_RATE = "--config.search.space=optim.learning_rate=log(0.01, 0.1)"
+
+
+def tune(search_dir, *args, timeout=300):
+  return subprocess.run([sys.executable, "-m", "app.tune", f"--search_dir={search_dir}", *TINY,
+                         *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def leaderboard(search_dir):
+  with open(os.path.join(search_dir, "leaderboard.csv")) as f:
+    return list(csv.DictReader(f))
+
+
+def error_lines(result):
+  return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.slow
+def test_diverging_trial_fails_the_search_goes_on_and_the_best_recipe_retrains(tmp_path):
+  search_dir, exports = tmp_path / "search", tmp_path / "exports"
+  args = ["--tuner=random", "--max_trials=2", f"--config.export.dir={exports}",
+          "--config.search.space=optim.learning_rate=choice(0.05, 100000000.0)"]
+  result = tune(search_dir, *args, "--retrain")
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {row["optim.learning_rate"]: row for row in leaderboard(search_dir)}
+  assert rows["100000000.0"]["status"] == "FAILED"
+  assert "diverged" in rows["100000000.0"]["reason"]
+  assert rows["0.05"]["status"] == "COMPLETED" and rows["0.05"]["rank"] == "1"
+  assert "| 2 | " in (search_dir / "leaderboard.md").read_text()
+  # best_recipe.py is an app.train recipe: --retrain trained it on the whole training split.
+  recipe = (search_dir / "best_recipe.py").read_text()
+  assert "config.optim.learning_rate = 0.05" in recipe
+  metrics = json.loads((search_dir / "retrain" / "metrics.json").read_text())
+  assert metrics["num_train"] == 512 and metrics["export_path"].startswith(str(exports))
+  # The same command again resumes the finished search: nothing is trained twice.
+  again = tune(search_dir, *args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "2 trials (1 completed)" in again.stdout and "trial 0" not in again.stdout
+  # Another space on the same directory is refused.
+  other = tune(search_dir, *args[:-1], LEARNING_RATE)
+  assert other.returncode == 2
+  assert len(error_lines(other)) == 1 and "different search space/data (changed: space" in \
+      error_lines(other)[0], other.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tuner, extra", [
+    ("bayesian", ["--objective=time_to_target", "--target_accuracy=0.05",
+                  "--trial_time_budget_seconds=120"]),
+    ("hyperband", ["--config.train.epochs=2", "--config.search.hyperband_factor=2"]),
+])
+def test_each_tuner_kind_runs_a_tiny_search(tmp_path, tuner, extra):
+  search_dir = tmp_path / "search"
+  result = tune(search_dir, f"--tuner={tuner}", "--max_trials=2", LEARNING_RATE, *extra)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = leaderboard(search_dir)
+  assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"], rows
+  if tuner == "hyperband":
+    assert {row["tuner/epochs"] for row in rows} <= {"1", "2"}
+  else:
+    assert float(rows[0]["time_to_target"]) <= float(rows[1]["time_to_target"])
+    trial = json.loads((search_dir / "trials" / rows[0]["trial"] / "result.json").read_text())
+    assert "--config.train.time_budget_seconds=120.0" in trial["command"]
+  assert (search_dir / "best_recipe.py").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
+  search_dir = tmp_path / "search"
+  command = [sys.executable, "-m", "app.tune", f"--search_dir={search_dir}", *TINY,
+             "--tuner=random", "--max_trials=3", LEARNING_RATE]
+  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  first, second = search_dir / "trials" / "0" / "result.json", search_dir / "trials" / "1"
+  deadline = time.time() + 240
+  while not (first.exists() and second.exists()) and time.time() < deadline:
+    assert process.poll() is None, "the search ended before the kill"
+    time.sleep(0.1)
+  process.send_signal(signal.SIGKILL)  # mid-way through trial 1
+  process.wait()
+  finished = first.stat().st_mtime_ns
+  assert not (second / "result.json").exists()
+  again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert [row["status"] for row in leaderboard(search_dir)] == ["COMPLETED"] * 3
+  assert first.stat().st_mtime_ns == finished  # trial 0 was not run again
+  assert "trial 0 on" not in again.stdout and "trial 1 on" in again.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.search.space= "], "the search space is empty"),
+    (["--config.search.space=model.width=int(40, 16)"], "bounds out of order"),
+    (["--config.search.space=train.batch_size=choice(64, 64)"], "lists a value twice"),
+    ([LEARNING_RATE, "--config.optim.learning_rate=0.1"], "is both searched"),
+    ([LEARNING_RATE, "--tuner=grid"], "unknown tuner 'grid'"),
+    ([LEARNING_RATE, "--objective=loss"], "unknown objective 'loss'"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
+  result = tune(tmp_path / "search", *args)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "search").exists()
