@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras_tuner
@@ -173,10 +174,9 @@ def build_oracle(plan):
 class SubprocessTuner(keras_tuner.Tuner):
   """run_trial trains the trial's values in a fresh app.train process (app/tuning/trials.py)."""
 
-  def __init__(self, oracle, plan, overwrite):
+  def __init__(self, oracle, plan, directory):
     self.plan = plan
-    super().__init__(oracle=oracle, directory=plan.search_dir, project_name=PROJECT,
-                     overwrite=overwrite)
+    super().__init__(oracle=oracle, directory=directory, project_name=PROJECT, overwrite=False)
 
   def run_trial(self, trial, *args, **kwargs):
     name, values = self.plan.objective.name, trial.hyperparameters.values
@@ -234,7 +234,10 @@ def run_search(config, plan, overwrite):
   if not is_worker():
     check_search_dir(plan.search_dir, fingerprint(config, plan), overwrite)
   oracle = build_oracle(plan)
-  tuner = SubprocessTuner(oracle, plan, overwrite=False)  # check_search_dir did any overwrite
+  # A worker keeps no state of its own (the chief's oracle knows its ongoing trial), and must not
+  # touch the search directory before the chief has checked or overwritten it.
+  directory = tempfile.mkdtemp(prefix="kerastuner-worker-") if is_worker() else plan.search_dir
+  tuner = SubprocessTuner(oracle, plan, directory)  # check_search_dir did any overwrite
   try:
     tuner.search(verbose=0)
   except RuntimeError as e:  # the oracle's limit on consecutive failed trials
@@ -244,6 +247,9 @@ def run_search(config, plan, overwrite):
     raise UsageError(f"the search stopped after {plan.search.max_consecutive_failures} failed "
                      f"trials in a row; see {plan.search_dir}/leaderboard.md and the trials' "
                      "train.log") from None
+  finally:
+    if is_worker():
+      shutil.rmtree(directory, ignore_errors=True)
   if is_worker():
     return None
   results.write(plan, oracle.trials.values())
