@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.tuning.test_tune import LEARNING_RATE, REPO, TINY
+from tests.cli.test_tune import LEARNING_RATE, REPO, TINY
 
 
 @pytest.mark.slow
