@@ -45,6 +45,10 @@ from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,w
 
 from app.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+# Flags defined through the helpers below belong to the entry script that calls them, so its
+# --help lists them.
+flags.disclaim_key_flags()
+
 
 def config_keys_help():
   """Every config key with its default and comment, read from the schema (configs/default.py),
