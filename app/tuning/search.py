@@ -10,8 +10,6 @@ and run them. Only the chief (or a lone search) checks the fingerprint, overwrit
 the results.
 """
 
-import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +25,7 @@ from app import config as config_lib
 from app.errors import UsageError
 from app.registry import Registry
 from app.tuning import objectives, results, space, trials
+from app.tuning.fingerprint import check_search_dir, fingerprint
 
 PROJECT = "kerastuner"
 TUNERS = Registry("tuner")  # KerasTuner's oracles, by --tuner name
@@ -76,58 +75,6 @@ def make_plan(config, recipe, overrides, search_dir):
   return trials.Plan(recipe=os.path.abspath(recipe), overrides=dict(overrides), params=params,
                      search=search, objective=objective, search_dir=os.path.abspath(search_dir),
                      epochs=config.train.epochs, warmup_epochs=config.optim.warmup_epochs)
-
-
-# === Fingerprint: a changed space or data set never silently reloads an old project ===
-
-def _data_identity(data):
-  """The data set's location and its files' names, sizes and times (a changed copy differs)."""
-  listing = []
-  if data.data_dir and os.path.isdir(data.data_dir):
-    for root, _, files in os.walk(data.data_dir):
-      for name in sorted(files):
-        stat = os.stat(os.path.join(root, name))
-        listing.append((os.path.relpath(os.path.join(root, name), data.data_dir), stat.st_size,
-                        int(stat.st_mtime)))
-  return {"name": data.name, "data_dir": data.data_dir,
-          "files": hashlib.sha256(json.dumps(sorted(listing)).encode()).hexdigest()}
-
-
-def fingerprint(config, plan):
-  """{part: value} for what makes two searches the same one; max_trials may grow on a resume."""
-  recipe = config_lib._flatten(config.to_dict())  # pylint: disable=protected-access
-  searched = {p.key for p in plan.params}
-  recipe = {k: v for k, v in recipe.items()
-            if k not in searched and not k.startswith("search.") and k != "output_dir"}
-  return json.loads(json.dumps({
-      "recipe": recipe, "space": [dataclasses.astuple(p) for p in plan.params],
-      "tuner": config.search.tuner, "objective": plan.objective.name,
-      "search": {k: v for k, v in config.search.items() if k not in ("space", "max_trials")},
-      "data": _data_identity(config.data)}, default=str))
-
-
-def check_search_dir(search_dir, parts, overwrite):
-  """Makes `search_dir` ready: new, resumed (same fingerprint) or overwritten (--overwrite)."""
-  path = os.path.join(search_dir, "fingerprint.json")
-  ours = os.path.exists(path)
-  if os.path.isdir(search_dir) and os.listdir(search_dir) and not ours:
-    raise UsageError(f"{search_dir} is not empty and not a search directory (no fingerprint.json); "
-                     "pass a new --search_dir")
-  if ours and overwrite:
-    shutil.rmtree(search_dir)
-  elif ours:
-    with open(path) as f:
-      saved = json.load(f)
-    changed = sorted(k for k in set(saved) | set(parts) if saved.get(k) != parts.get(k))
-    if changed:
-      detail = changed
-      if changed == ["recipe"]:
-        detail = sorted(k for k in set(saved["recipe"]) | set(parts["recipe"])
-                        if saved["recipe"].get(k) != parts["recipe"].get(k))[:4]
-      raise UsageError(f"{search_dir} was made for a different search space/data (changed: "
-                       f"{', '.join(detail)}); use a new --search_dir or --overwrite")
-  os.makedirs(search_dir, exist_ok=True)
-  trials.write_json(path, parts)
 
 
 # === KerasTuner: the oracles, made to write atomically and report after every trial ===
