@@ -43,6 +43,9 @@ SHORTCUTS = {
     "max_trials": ("search.max_trials", flags.DEFINE_integer, "Trials in all."),
     "trial_time_budget_seconds": ("search.trial_time_budget_seconds", flags.DEFINE_float,
                                   "Each trial stops training after this many wall seconds."),
+    "search_time_budget_seconds": ("search.time_budget_seconds", flags.DEFINE_float,
+                                   "The whole search's wall seconds: no trial starts after them "
+                                   "and a running trial stops training then (0 = no limit)."),
     "target_accuracy": ("search.target_accuracy", flags.DEFINE_float,
                         "time_to_target: the validation accuracy to reach."),
     "strategy": ("runtime.strategy", flags.DEFINE_string,

@@ -117,8 +117,12 @@ def get_config():
   config.search.objective = "val_accuracy"  # val_accuracy | accuracy_within_budget | time_to_target
   config.search.max_trials = 20  # trials in all (hyperband: a cap on its brackets' trials)
   config.search.trial_time_budget_seconds = 0.0  # each trial stops training after this; 0 = no cap
+  # The whole search's wall seconds (this command's): no trial starts after them, and a running
+  # trial stops training when they run out; 0 = no limit (max_trials alone ends the search).
+  config.search.time_budget_seconds = 0.0
   config.search.target_accuracy = 0.0  # time_to_target: the validation accuracy to reach
   config.search.validation_split = 0.1  # trials validate on this held-out part, never on test
+  config.search.initial_trials = 0  # bayesian: random trials before its Gaussian process; 0 = 3/key
   config.search.hyperband_factor = 3  # hyperband: keep 1/factor of the trials at each round
   config.search.max_consecutive_failures = 5  # stop the search after this many failed trials in a row
   config.search.seed = 1  # the tuner's sampling seed (KerasTuner treats 0 as "pick one")

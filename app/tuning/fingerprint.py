@@ -35,7 +35,8 @@ def fingerprint(config, plan):
   return json.loads(json.dumps({
       "recipe": recipe, "space": [dataclasses.astuple(p) for p in plan.params],
       "tuner": config.search.tuner, "objective": plan.objective.name,
-      "search": {k: v for k, v in config.search.items() if k not in ("space", "max_trials")},
+      "search": {k: v for k, v in config.search.items()
+                 if k not in ("space", "max_trials", "time_budget_seconds")},
       "data": _data_identity(config.data)}, default=str))
 
 

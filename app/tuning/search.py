@@ -52,6 +52,10 @@ def make_plan(config, recipe, overrides, search_dir):
   _require(0 < search.validation_split < 1,
            f"search.validation_split must be in (0, 1) (the trials' held-out part of the "
            f"training split); received {search.validation_split}")
+  _require(search.time_budget_seconds >= 0,
+           "--search_time_budget_seconds must be >= 0 (0 = no limit)")
+  _require(search.initial_trials >= 0,
+           "search.initial_trials must be >= 0 (0 = three per searched key)")
   _require(search.hyperband_factor >= 2, "search.hyperband_factor must be >= 2")
   _require(search.max_consecutive_failures >= 1, "search.max_consecutive_failures must be >= 1")
   _require(search_dir, "--search_dir is empty; pass a directory, e.g. --search_dir=runs/search")
@@ -74,7 +78,9 @@ def make_plan(config, recipe, overrides, search_dir):
         raise UsageError(f"search space {param.key}={value!r} would be refused: {e}") from None
   return trials.Plan(recipe=os.path.abspath(recipe), overrides=dict(overrides), params=params,
                      search=search, objective=objective, search_dir=os.path.abspath(search_dir),
-                     epochs=config.train.epochs, warmup_epochs=config.optim.warmup_epochs)
+                     epochs=config.train.epochs, warmup_epochs=config.optim.warmup_epochs,
+                     deadline=(time.time() + search.time_budget_seconds
+                               if search.time_budget_seconds else 0.0))
 
 
 # === KerasTuner: the oracles, made to write atomically and report after every trial ===
@@ -86,10 +92,18 @@ def _atomic_save(path, state):
 
 def _recording(oracle_class, plan):
   """`oracle_class` whose state files are written atomically (a kill never leaves half an
-  oracle.json) and which rewrites the leaderboard and best recipe after every trial, wherever the
-  oracle lives (the lone search, or the chief serving workers)."""
+  oracle.json), which starts no trial once the search's time budget is spent, and which rewrites
+  the leaderboard and best recipe after every trial, wherever the oracle lives (the lone search,
+  or the chief serving workers)."""
 
   class Recording(oracle_class):
+
+    def populate_space(self, trial_id):
+      if plan.seconds_left() <= 0:
+        print(f"search time budget ({plan.search.time_budget_seconds:g} s) spent: no new trial",
+              flush=True)
+        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+      return super().populate_space(trial_id)
 
     def save(self):
       _atomic_save(self._get_oracle_fname(), self.get_state())
@@ -110,6 +124,8 @@ def build_oracle(plan):
   search = plan.search
   budget = ({"max_epochs": plan.epochs, "factor": search.hyperband_factor}
             if search.tuner == "hyperband" else {"max_trials": search.max_trials})
+  if search.tuner == "bayesian" and search.initial_trials:
+    budget["num_initial_points"] = search.initial_trials
   oracle = _recording(TUNERS.get(search.tuner), plan)(
       objective=keras_tuner.Objective(plan.objective.name, plan.objective.direction),
       hyperparameters=space.declare(plan.params), seed=search.seed, allow_new_entries=False,

@@ -37,6 +37,11 @@ class Plan:
   search_dir: str
   epochs: int  # the recipe's train.epochs
   warmup_epochs: float  # the recipe's optim.warmup_epochs
+  deadline: float = 0.0  # time.time() at which search.time_budget_seconds runs out; 0 = none
+
+  def seconds_left(self):
+    """Wall seconds until the search's deadline (inf without one)."""
+    return self.deadline - time.time() if self.deadline else math.inf
 
 
 def write_json(path, value):
@@ -70,8 +75,9 @@ def command(plan, values, run_dir):
   args += [override_flag(k, v) for k, v in trial_values(plan, values).items()]
   args += [override_flag("data.validation_split", search.validation_split),
            override_flag("export.enabled", False), f"--output_dir={run_dir}"]
-  if search.trial_time_budget_seconds:
-    args.append(override_flag("train.time_budget_seconds", search.trial_time_budget_seconds))
+  budget = min(search.trial_time_budget_seconds or math.inf, plan.seconds_left())
+  if budget < math.inf:  # the trial's own cap, or what is left of the search's
+    args.append(override_flag("train.time_budget_seconds", round(max(budget, 1.0), 1)))
   return args
 
 

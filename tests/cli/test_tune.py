@@ -105,6 +105,19 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
   assert "trial 0 on" not in again.stdout and "trial 1 on" in again.stdout
 
 
+def test_no_trial_starts_after_the_search_time_budget(tmp_path):
+  search_dir = tmp_path / "search"
+  result = tune(search_dir, "--tuner=random", "--max_trials=3", LEARNING_RATE,
+                "--search_time_budget_seconds=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "search time budget (2 s) spent: no new trial" in result.stdout
+  rows = leaderboard(search_dir)
+  assert len(rows) == 1 and rows[0]["status"] == "COMPLETED", rows
+  trial = json.loads((search_dir / "trials" / rows[0]["trial"] / "result.json").read_text())
+  budget = [a for a in trial["command"] if a.startswith("--config.train.time_budget_seconds=")]
+  assert len(budget) == 1 and float(budget[0].split("=")[1]) <= 2.0  # what was left of the 2 s
+
+
 @pytest.mark.parametrize("args, message", [
     (["--config.search.space= "], "the search space is empty"),
     (["--config.search.space=model.width=int(40, 16)"], "bounds out of order"),
@@ -112,6 +125,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
     ([LEARNING_RATE, "--config.optim.learning_rate=0.1"], "is both searched"),
     ([LEARNING_RATE, "--tuner=grid"], "unknown tuner 'grid'"),
     ([LEARNING_RATE, "--objective=loss"], "unknown objective 'loss'"),
+    ([LEARNING_RATE, "--search_time_budget_seconds=-1"], "must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
   result = tune(tmp_path / "search", *args)

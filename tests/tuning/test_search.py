@@ -1,10 +1,13 @@
 """The search plan: a space app.train would refuse, or one contradicting the command line, is
 refused before any trial."""
 
+import dataclasses
+import time
+
 import pytest
 
 from app.errors import UsageError
-from app.tuning import search
+from app.tuning import search, trials
 from configs import tune_fashion_mnist
 
 
@@ -22,3 +25,34 @@ def test_contradictory_spaces_are_refused_before_any_trial(tmp_path, space, over
   config.search.space = space
   with pytest.raises(UsageError, match=message):
     plan_for(config, tmp_path / "search", overrides)
+
+
+def test_trials_train_no_longer_than_the_search_budget_left(tmp_path):
+  config = tune_fashion_mnist.get_config()
+  config.search.trial_time_budget_seconds = 600.0
+  config.search.time_budget_seconds = 3600.0
+  plan = plan_for(config, tmp_path / "search")
+  assert 3590 < plan.seconds_left() <= 3600
+
+  def cap(plan):
+    [arg] = [a for a in trials.command(plan, {}, "run") if "train.time_budget_seconds" in a]
+    return float(arg.split("=")[1])
+
+  assert cap(plan) == 600.0  # the trial's own cap is the smaller
+  nearly_spent = dataclasses.replace(plan, deadline=time.time() + 90)
+  assert 85 < cap(nearly_spent) <= 90
+  config.search.time_budget_seconds = 0.0
+  assert plan_for(config, tmp_path / "search").seconds_left() == float("inf")
+
+
+def test_the_oracle_stops_once_the_search_budget_is_spent(tmp_path):
+  config = tune_fashion_mnist.get_config()
+  config.search.time_budget_seconds = 3600.0
+  plan = plan_for(config, tmp_path / "search")
+  oracle = search.build_oracle(plan)
+  oracle._set_project_dir(str(tmp_path / "search"), "kerastuner")
+  assert oracle.create_trial("tuner0").status == "RUNNING"
+  spent = dataclasses.replace(plan, deadline=time.time() - 1)
+  oracle = search.build_oracle(spent)
+  oracle._set_project_dir(str(tmp_path / "other"), "kerastuner")
+  assert oracle.create_trial("tuner0").status == "STOPPED"
