@@ -210,6 +210,43 @@ class ReduceOnPlateau(keras.callbacks.Callback):
       self.wait = 0
 
 
+class Lookahead(keras.callbacks.Callback):
+  """Lookahead as airbench94 runs it (Zhang et al. 2019, "Lookahead Optimizer: k steps forward,
+  1 step back"): every `every` steps the slow weights move toward the trained (fast) ones,
+  slow = d * slow + (1 - d) * fast, and training goes on from them (fast = slow). d ramps up as
+  peak_decay * (step / total)^3, so early training runs nearly free and the end averages
+  strongly; the run's last step leaves the slow weights in the model (d = 1). Every float
+  variable takes part, batch-norm statistics included, as in airbench. A resumed run starts its
+  slow weights again from the restored ones."""
+
+  def __init__(self, every, peak_decay):
+    super().__init__()
+    self.every, self.peak_decay = every, peak_decay
+    self.epoch = self.synced = 0
+    self.variables = self.slow = None
+
+  def on_train_begin(self, logs=None):
+    self.total = self.params["epochs"] * self.params["steps"]
+    self.variables = [v for v in self.model.variables if keras.backend.is_float_dtype(v.dtype)]
+    self.slow = [keras.ops.copy(v) for v in self.variables]  # snapshots, not views
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def decay(self, step):
+    return 1.0 if step >= self.total else self.peak_decay * (step / self.total) ** 3
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = self.epoch * self.params["steps"] + batch + 1  # steps_per_execution: the last one
+    if step // self.every == self.synced // self.every and step < self.total:
+      return
+    self.synced, decay = step, self.decay(step)
+    for index, variable in enumerate(self.variables):
+      slow = self.slow[index] * decay + keras.ops.convert_to_tensor(variable) * (1.0 - decay)
+      self.slow[index] = slow
+      variable.assign(slow)
+
+
 class KeepEMAOnEarlyStop(keras.callbacks.Callback):
   """SwapEMAWeights(swap_on_epoch=True) re-syncs the optimizer's EMA slots only after the last
   planned epoch; when training stops earlier, fit()'s final `finalize_variable_values` would copy
@@ -259,6 +296,8 @@ def build(run_dir, config, schedule, timing=None, backup=None):
   if swap_ema:
     # Validation and checkpoints see the EMA weights; fit() leaves them in the model at the end.
     run_callbacks.append(swap_ema)
+  if config.optim.lookahead_every:
+    run_callbacks.append(Lookahead(config.optim.lookahead_every, config.optim.lookahead_decay))
   if config.optim.schedule == "plateau":
     run_callbacks.append(ReduceOnPlateau(schedule, config.optim.decay_rate,
                                          config.optim.plateau_patience, config.optim.final_fraction))

@@ -65,6 +65,9 @@ def validate(config):
   _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
   _require(0 < model.bn_momentum < 1,
            f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
+  _require(model.bn_bias_lr_scale > 0,
+           f"model.bn_bias_lr_scale must be > 0 (1 = the shared rate); received "
+           f"{model.bn_bias_lr_scale}")
   _require(model.tta in ("", "flip"),
            f"model.tta must be '' (none) or 'flip'; received {model.tta!r}")
   _validate_transfer(config)
@@ -105,6 +108,12 @@ def validate(config):
            "or 0 for a single run")
   _require(optim.clipvalue >= 0, "optim.clipvalue must be >= 0 (0 = off)")
   _require(optim.gradient_accumulation_steps >= 1, "optim.gradient_accumulation_steps must be >= 1")
+  _require(optim.lookahead_every >= 0,
+           f"optim.lookahead_every must be >= 0 (0 = off); received {optim.lookahead_every}")
+  _require(0 <= optim.lookahead_decay < 1,
+           f"optim.lookahead_decay must be in [0, 1); received {optim.lookahead_decay}")
+  _require(not (optim.ema and optim.lookahead_every),
+           "optim.ema and optim.lookahead_every both average the weights; use one of them")
   _require(0 < optim.ema_momentum < 1,
            f"optim.ema_momentum must be in (0, 1); received {optim.ema_momentum}")
   _require(optim.power > 0, f"optim.power must be > 0; received {optim.power}")

@@ -48,6 +48,8 @@ def get_config():
   config.model.activation = "relu"  # any keras.activations name
   config.model.whitening = True  # airbench: frozen 2x2 patch-whitening first conv set from the data
   config.model.dirac = False  # airbench: convs start as the identity on their first channels
+  config.model.bn_scale = True  # airbench: batch norms learn a scale (airbench94: False)
+  config.model.bn_bias_lr_scale = 1.0  # airbench: batch-norm biases' rate factor (airbench94: 64)
   # Test-time augmentation inside the model: "flip" averages every inference prediction
   # (validation, test, predict, the export) with the mirror image's; twice the inference cost.
   config.model.tta = ""  # "" = none, or "flip"
@@ -91,6 +93,10 @@ def get_config():
   config.optim.gradient_accumulation_steps = 1  # average gradients over N batches per update
   config.optim.ema = False  # keep an EMA of the weights; validation, test and export use it
   config.optim.ema_momentum = 0.99  # EMA decay per step
+  # Lookahead (airbench94: every 5 steps, peak decay 0.95^5): the weights are pulled back toward
+  # a slow average every N steps, the average's decay ramping up as (step / total)^3; 0 = off.
+  config.optim.lookahead_every = 0
+  config.optim.lookahead_decay = 0.95 ** 5
   config.optim.fine_tune_rate_factor = 0.1  # transfer: fine-tuning rate = peak rate times this
 
   config.runtime = ml_collections.ConfigDict()

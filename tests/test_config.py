@@ -95,6 +95,9 @@ def test_unknown_name_lists_choices(key, value, registry):
     ("data.validation_split", 1.0, "data.validation_split"),
     ("runtime.strategy", "hyperdrive", "strategy"),
     ("runtime.mixed_precision", "float8", "mixed_precision"),
+    ("model.bn_bias_lr_scale", 0.0, "model.bn_bias_lr_scale"),
+    ("optim.lookahead_every", -1, "optim.lookahead_every"),
+    ("optim.lookahead_decay", 1.0, "optim.lookahead_decay"),
 ])
 def test_bad_value_names_the_key(key, value, named):
   config = default.get_config()
@@ -123,3 +126,10 @@ def test_check_output_dir_refuses_non_empty_dir(tmp_path):
 def test_check_output_dir_accepts_empty_or_new_dir(tmp_path):
   config_lib.check_output_dir(str(tmp_path))
   config_lib.check_output_dir(str(tmp_path / "new"))
+
+
+def test_lookahead_and_ema_are_refused_together():
+  config = default.get_config()
+  config.optim.ema, config.optim.lookahead_every = True, 5
+  with pytest.raises(UsageError, match="use one of them"):
+    config_lib.validate(config)

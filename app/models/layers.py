@@ -6,22 +6,46 @@ import numpy as np
 
 @keras.saving.register_keras_serializable(package="app")
 class BatchNormalization(keras.layers.BatchNormalization):
-  """keras.layers.BatchNormalization that, on the TensorFlow backend, runs TF's fused kernel.
+  """keras.layers.BatchNormalization that, on the TensorFlow backend, runs TF's fused kernel, and
+  whose bias may learn faster than the other weights.
 
   Keras 3 computes batch norm from separate ops (moments, then normalise, with casts to float32);
   TF's FusedBatchNormV3 does it in one oneDNN kernel with a fused gradient. On this 2-core CPU
-  that trains the default Fashion-MNIST net about 1.9x faster under mixed_bfloat16 (tools/bench_batchnorm.py,
-  docs/BENCHMARKS.md). Weights, config and results on other backends are Keras's own.
+  that trains the default Fashion-MNIST net about 1.9x faster under mixed_bfloat16
+  (tools/bench_batchnorm.py, docs/BENCHMARKS.md). Weights, config and results on other backends
+  are Keras's own.
+
+  `bias_lr_scale` (airbench94: 64, with scale=False): the layer adds beta * sqrt(bias_lr_scale),
+  so the stored beta's gradient is sqrt(bias_lr_scale) times larger and plain or momentum SGD
+  moves the effective bias bias_lr_scale times faster than at the shared rate, a per-variable
+  rate without a second optimizer (adaptive optimizers such as Adam are scale-free, so there it
+  does little).
   """
+
+  def __init__(self, *args, bias_lr_scale=1.0, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.bias_lr_scale = float(bias_lr_scale)
+
+  def get_config(self):
+    return {**super().get_config(), "bias_lr_scale": self.bias_lr_scale}
+
+  def _bias_factor(self):
+    return self.bias_lr_scale ** 0.5 if self.center else 1.0
 
   def call(self, inputs, training=None, mask=None):
     if (keras.backend.backend() != "tensorflow" or mask is not None or self.renorm
-        or len(inputs.shape) != 4 or self.axis not in (-1, 3) or not (self.scale and self.center)):
-      return super().call(inputs, training=training, mask=mask)
+        or len(inputs.shape) != 4 or self.axis not in (-1, 3) or not self.center):
+      outputs = super().call(inputs, training=training, mask=mask)
+      if self._bias_factor() != 1.0:  # y = norm * gamma + beta, plus (factor - 1) * beta
+        outputs = outputs + keras.ops.cast((self._bias_factor() - 1.0) * self.beta, outputs.dtype)
+      return outputs
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     training = bool(training) and self.trainable
+    channels = inputs.shape[-1]
+    gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels], "float32")
+    beta = tf.cast(self.beta, "float32") * self._bias_factor()
     outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-        inputs, tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32"),
+        inputs, gamma, beta,
         mean=None if training else tf.cast(self.moving_mean, "float32"),
         variance=None if training else tf.cast(self.moving_variance, "float32"),
         epsilon=self.epsilon, is_training=training)

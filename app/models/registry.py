@@ -3,8 +3,9 @@ activation) -> keras.Model taking normalised float images and returning class pr
 
 Builders are pure Keras 3 (keras.layers, keras.ops). `width=0` / `depth=0` mean the family's
 default. The classifier ends in a float32 softmax, so mixed precision never rounds probabilities.
-A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`, `dirac`; the
-keras.applications backbones: `weights`); build_model passes them to the builders that name them.
+A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`, `dirac`,
+`bn_scale`, `bn_bias_lr_scale`; the keras.applications backbones: `weights`); build_model passes
+them to the builders that name them.
 Named variants are partials (`resnet56 = partial(build_resnet, depth=56)`).
 """
 
@@ -17,7 +18,7 @@ from app.registry import Registry
 MODELS = Registry("model")
 
 # Config keys (config.model.<key>) that only some builders take, as keyword arguments.
-FAMILY_OPTIONS = ("whitening", "dirac", "weights")
+FAMILY_OPTIONS = ("whitening", "dirac", "bn_scale", "bn_bias_lr_scale", "weights")
 
 
 def classifier_head(x, num_classes, dropout, logit_scale=1.0):

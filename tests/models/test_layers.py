@@ -58,3 +58,27 @@ def test_partial_dirac_starts_the_first_filters_as_the_identity():
   np.testing.assert_allclose(y[..., :4], x, atol=1e-6)  # identity on the first 4 outputs
   assert np.abs(kernel[..., 4:]).sum() > 0  # the rest keep the base initializer's values
   assert PartialDirac.from_config(PartialDirac().get_config()).base_name == "glorot_uniform"
+
+
+@pytest.mark.parametrize("rank", [4, 2])  # 4: TF's fused kernel; 2: Keras's own batch norm
+def test_bias_lr_scale_adds_the_scaled_bias_and_scales_its_gradient(rank):
+  import tensorflow as tf
+  shape = (8, 3, 3, 2) if rank == 4 else (8, 2)
+  x = tf.random.normal(shape, seed=3)
+  plain, fast = BatchNormalization(scale=False), BatchNormalization(scale=False, bias_lr_scale=64)
+  for layer in (plain, fast):
+    layer.build(shape)
+  beta = np.array([0.5, -1.0], "float32")
+  plain.beta.assign(beta * 8.0)  # the effective bias: the stored one times sqrt(64)
+  fast.beta.assign(beta)
+  grads = []
+  for layer in (plain, fast):
+    with tf.GradientTape() as tape:
+      out = layer(x, training=True)
+      loss = tf.reduce_sum(out * tf.range(2, dtype=tf.float32) + out ** 2)
+    grads.append(tape.gradient(loss, layer.beta).numpy())
+  np.testing.assert_allclose(fast(x, training=True), plain(x, training=True), atol=1e-5)
+  np.testing.assert_allclose(grads[1], 8.0 * grads[0], rtol=1e-5)
+  # SGD with rate r moves the effective bias 8 * (r * 8 * g) = 64 * r * g: 64 times faster.
+  restored = BatchNormalization.from_config(fast.get_config())
+  assert restored.bias_lr_scale == 64.0 and not restored.scale
