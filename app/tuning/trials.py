@@ -59,8 +59,11 @@ def override_flag(key, value):
 def trial_values(plan, values):
   """The searched keys' values of a trial, and for Hyperband its epochs: a Hyperband round of N
   epochs trains a fresh model with the recipe's whole schedule squeezed into N epochs (warmup
-  scaled alike), rather than continuing its parent's checkpoint."""
-  chosen = {k: v for k, v in values.items() if not k.startswith(HYPERBAND_KEYS)}
+  scaled alike), rather than continuing its parent's checkpoint. NumPy scalars (Bayesian
+  optimisation proposes np.float64) come back as Python's, so a recipe file shows 0.09, never
+  np.float64(0.09)."""
+  chosen = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()
+            if not k.startswith(HYPERBAND_KEYS)}
   epochs = values.get("tuner/epochs")
   if epochs and epochs != plan.epochs:
     chosen["train.epochs"] = int(epochs)
