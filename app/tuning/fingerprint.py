@@ -1,6 +1,8 @@
 """A search directory's fingerprint.json: what the search was made for (the recipe less the
 searched keys, the space, tuner, objective and data set). The same command resumes the search; a
-changed one is refused with the parts that changed, never silently reloaded."""
+changed one is refused with the parts that changed, never silently reloaded. A key a later
+version of the app added to the schema counts as unchanged while it holds its default (the old
+trials trained as if it did)."""
 
 import dataclasses
 import hashlib
@@ -40,6 +42,21 @@ def fingerprint(config, plan):
       "data": _data_identity(config.data)}, default=str))
 
 
+def _without_new_defaults(saved, parts):
+  """`parts` less the recipe and search keys that `saved` lacks and that hold the schema's
+  default value (configs/default.py)."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  schema = default.get_config()
+  defaults = json.loads(json.dumps(config_lib._flatten(schema.to_dict()), default=str))  # pylint: disable=protected-access
+  parts = dict(parts)
+  for part, prefix in (("recipe", ""), ("search", "search.")):
+    if isinstance(saved.get(part), dict) and isinstance(parts.get(part), dict):
+      parts[part] = {k: v for k, v in parts[part].items()
+                     if k in saved[part] or (prefix + k) not in defaults
+                     or defaults[prefix + k] != v}
+  return parts
+
+
 def check_search_dir(search_dir, parts, overwrite):
   """Makes `search_dir` ready: new, resumed (same fingerprint) or overwritten (--overwrite)."""
   path = os.path.join(search_dir, "fingerprint.json")
@@ -52,6 +69,7 @@ def check_search_dir(search_dir, parts, overwrite):
   elif ours:
     with open(path) as f:
       saved = json.load(f)
+    parts = _without_new_defaults(saved, parts)
     changed = sorted(k for k in set(saved) | set(parts) if saved.get(k) != parts.get(k))
     if changed:
       detail = changed
