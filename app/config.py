@@ -65,6 +65,8 @@ def validate(config):
   _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
   _require(0 < model.bn_momentum < 1,
            f"model.bn_momentum must be in (0, 1); received {model.bn_momentum}")
+  _require(model.kernel_size >= 0,
+           f"model.kernel_size must be >= 0 (0 = the family's); received {model.kernel_size}")
   _require(model.bn_bias_lr_scale > 0,
            f"model.bn_bias_lr_scale must be > 0 (1 = the shared rate); received "
            f"{model.bn_bias_lr_scale}")

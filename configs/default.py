@@ -44,6 +44,8 @@ def get_config():
   config.model.width = 0  # channels of the first stage; 0 = the family's default
   config.model.depth = 0  # family-specific depth (e.g. ResNet layers); 0 = the family's default
   config.model.dropout = 0.0  # dropout rate before the classifier
+  config.model.kernel_size = 0  # vgg, simple_cnn: the convs' side; 0 = the family's (3)
+  config.model.batch_norm = True  # vgg: batch norm after each conv (False: convs with biases)
   config.model.bn_momentum = 0.9  # batch-norm moving-average momentum
   config.model.activation = "relu"  # any keras.activations name
   config.model.whitening = True  # airbench: frozen 2x2 patch-whitening first conv set from the data

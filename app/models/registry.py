@@ -4,8 +4,8 @@ activation) -> keras.Model taking normalised float images and returning class pr
 Builders are pure Keras 3 (keras.layers, keras.ops). `width=0` / `depth=0` mean the family's
 default. The classifier ends in a float32 softmax, so mixed precision never rounds probabilities.
 A family may take extra keywords named in FAMILY_OPTIONS (airbench: `whitening`, `dirac`,
-`bn_scale`, `bn_bias_lr_scale`; the keras.applications backbones: `weights`); build_model passes
-them to the builders that name them.
+`bn_scale`, `bn_bias_lr_scale`; vgg: `kernel_size`, `batch_norm`; simple_cnn: `kernel_size`; the
+keras.applications backbones: `weights`); build_model passes them to the builders that name them.
 Named variants are partials (`resnet56 = partial(build_resnet, depth=56)`).
 """
 
@@ -18,7 +18,8 @@ from app.registry import Registry
 MODELS = Registry("model")
 
 # Config keys (config.model.<key>) that only some builders take, as keyword arguments.
-FAMILY_OPTIONS = ("whitening", "dirac", "bn_scale", "bn_bias_lr_scale", "weights")
+FAMILY_OPTIONS = ("whitening", "dirac", "bn_scale", "bn_bias_lr_scale", "kernel_size",
+                  "batch_norm", "weights")
 
 
 def classifier_head(x, num_classes, dropout, logit_scale=1.0):
@@ -36,10 +37,13 @@ def classifier_head(x, num_classes, dropout, logit_scale=1.0):
   return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
-def conv_bn_act(x, filters, activation, bn_momentum, name, kernel_size=3, strides=1):
-  x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                          name=f"{name}_conv")(x)
-  x = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+def conv_bn_act(x, filters, activation, bn_momentum, name, kernel_size=3, strides=1,
+                batch_norm=True):
+  """conv -> BN -> activation (batch_norm=False: a conv with a bias, then the activation)."""
+  x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                          use_bias=not batch_norm, name=f"{name}_conv")(x)
+  if batch_norm:
+    x = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
   return keras.layers.Activation(activation, name=f"{name}_act")(x)
 
 

@@ -2,6 +2,7 @@
 
 Every registered model's build / train-step / save-reload harness is tests/models/test_zoo.py."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -62,3 +63,19 @@ def test_flip_tta_averages_each_image_with_its_mirror_at_inference_only(tmp_path
   tta.save(path)
   np.testing.assert_allclose(models.load_model(path).predict(x, verbose=0), expected,
                              rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_size_and_batch_norm_are_model_options():
+  config = model_config("vgg")
+  config.width, config.kernel_size, config.batch_norm = 4, 5, False
+  model = models.build_model(config, (16, 16, 1), 3, [0.0], [1.0])
+  network = model.get_layer("vgg")
+  conv = network.get_layer("stage0_0_conv")
+  assert conv.kernel.shape[:2] == (5, 5) and conv.use_bias
+  assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in network.layers)
+  config = model_config("simple_cnn")
+  config.kernel_size = 5
+  assert models.build_model(config, (16, 16, 1), 3, [0.0], [1.0]).get_layer("simple_cnn") \
+      .get_layer("conv1").kernel.shape[:2] == (5, 5)
+  with pytest.raises(UsageError, match="at least 16x16"):
+    models.build_model(config, (15, 15, 1), 3, [0.0], [1.0])

@@ -56,3 +56,19 @@ def test_the_oracle_stops_once_the_search_budget_is_spent(tmp_path):
   oracle = search.build_oracle(spent)
   oracle._set_project_dir(str(tmp_path / "other"), "kerastuner")
   assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def test_every_kind_of_key_the_issue_names_can_be_searched(tmp_path):
+  config = tune_fashion_mnist.get_config()
+  config.search.space = (
+      "model.name=choice('vgg', 'resnet9'); model.depth=int(1, 3); model.width=int(16, 48, 16);"
+      "model.kernel_size=choice(3, 5); model.dropout=float(0, 0.3);"
+      "model.batch_norm=choice(True, False); optim.name=choice('sgd', 'adamw');"
+      "optim.learning_rate=log(1e-3, 0.5); optim.schedule=choice('onecycle', 'cosine');"
+      "optim.weight_decay=log(1e-5, 1e-3);"
+      "data.augment=choice('flip', 'flip|crop(pad=2)', 'flip|crop(pad=4)');"
+      "train.batch_size=choice(128, 256)")
+  plan = plan_for(config, tmp_path / "search")
+  assert len(plan.params) == 12
+  space = search.build_oracle(plan).hyperparameters
+  assert space.get("model.batch_norm") in (True, False) and space.get("model.kernel_size") == 3
