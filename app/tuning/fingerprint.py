@@ -28,9 +28,15 @@ def _data_identity(data):
           "files": hashlib.sha256(json.dumps(sorted(listing)).encode()).hexdigest()}
 
 
+def _flat(config):
+  """`config`'s keys flattened ("optim.learning_rate") with their values as fingerprint.json
+  holds them."""
+  return json.loads(json.dumps(config_lib._flatten(config.to_dict()), default=str))  # pylint: disable=protected-access
+
+
 def fingerprint(config, plan):
   """{part: value} for what makes two searches the same one; max_trials may grow on a resume."""
-  recipe = config_lib._flatten(config.to_dict())  # pylint: disable=protected-access
+  recipe = _flat(config)
   searched = {p.key for p in plan.params}
   recipe = {k: v for k, v in recipe.items()
             if k not in searched and not k.startswith("search.") and k != "output_dir"}
@@ -46,8 +52,7 @@ def _without_new_defaults(saved, parts):
   """`parts` less the recipe and search keys that `saved` lacks and that hold the schema's
   default value (configs/default.py)."""
   from configs import default  # pylint: disable=g-import-not-at-top
-  schema = default.get_config()
-  defaults = json.loads(json.dumps(config_lib._flatten(schema.to_dict()), default=str))  # pylint: disable=protected-access
+  defaults = _flat(default.get_config())
   parts = dict(parts)
   for part, prefix in (("recipe", ""), ("search", "search.")):
     if isinstance(saved.get(part), dict) and isinstance(parts.get(part), dict):
