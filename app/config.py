@@ -70,8 +70,8 @@ def validate(config):
   _require(model.bn_bias_lr_scale > 0,
            f"model.bn_bias_lr_scale must be > 0 (1 = the shared rate); received "
            f"{model.bn_bias_lr_scale}")
-  _require(model.tta in ("", "flip"),
-           f"model.tta must be '' (none) or 'flip'; received {model.tta!r}")
+  _require(model.tta in ("", "flip", "flip_translate"),
+           f"model.tta must be '' (none), 'flip' or 'flip_translate'; received {model.tta!r}")
   _validate_transfer(config)
   _positive(train.epochs, "train.epochs", "--epochs=10")
   _require(train.backup_every_steps >= 0,

@@ -54,7 +54,7 @@ def get_config():
   config.model.bn_bias_lr_scale = 1.0  # airbench: batch-norm biases' rate factor (airbench94: 64)
   # Test-time augmentation inside the model: "flip" averages every inference prediction
   # (validation, test, predict, the export) with the mirror image's; twice the inference cost.
-  config.model.tta = ""  # "" = none, or "flip"
+  config.model.tta = ""  # "" = none, "flip" (2 views) or "flip_translate" (6 views)
   config.model.weights = ""  # ImageNet families: local backbone weights file (.weights.h5 / .h5)
 
   config.train = ml_collections.ConfigDict()

@@ -8,7 +8,8 @@ import keras
 # Importing a family's module registers it (and its named variants) in MODELS.
 from app.models import (airbench, applications, preact_resnet, resnet, resnet9,  # noqa: F401
                         simple_cnn, vgg, wide_resnet)
-from app.models.layers import FlipConcat, PairMean
+from app.models.layers import (MIRROR_TRANSLATE_WEIGHTS, FlipConcat, MirrorTranslateConcat,
+                               PairMean, ViewMean)
 from app.models.registry import FAMILY_OPTIONS, MODELS
 from app.models.whitening import init_from_data  # noqa: F401  (re-exported for training.py)
 
@@ -21,7 +22,8 @@ def build_model(model_config, image_shape, num_classes, mean, variance, augment_
   identity at inference, so evaluation and the export see the images unchanged.
   `model_config.tta="flip"` averages every inference prediction (validation, test, predict, the
   export) with the mirror image's, inside the model (FlipConcat / PairMean): twice the
-  inference cost, training unchanged.
+  inference cost, training unchanged; "flip_translate" also with the image and its mirror moved
+  by one pixel both ways (MirrorTranslateConcat / ViewMean, airbench's level 2): six times.
 
   width/depth of 0 are left out, so the family's (or the named variant's) default applies; the
   FAMILY_OPTIONS keys go only to the builders that take them."""
@@ -37,9 +39,13 @@ def build_model(model_config, image_shape, num_classes, mean, variance, augment_
   x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
   if model_config.tta == "flip":
     x = FlipConcat(name="tta_flip")(x)
+  elif model_config.tta == "flip_translate":
+    x = MirrorTranslateConcat(name="tta_flip_translate")(x)
   outputs = network(x)
   if model_config.tta == "flip":
     outputs = PairMean(name="tta_mean", dtype="float32")(outputs)
+  elif model_config.tta == "flip_translate":
+    outputs = ViewMean(MIRROR_TRANSLATE_WEIGHTS, name="tta_mean", dtype="float32")(outputs)
   return keras.Model(inputs, outputs, name=network.name)
 
 

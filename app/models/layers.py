@@ -89,6 +89,52 @@ class PairMean(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="app")
+class MirrorTranslateConcat(keras.layers.Layer):
+  """Mirror + translate test-time augmentation (airbench's tta_level=2), first half: at
+  inference, six views of each image stacked along the batch, [x; up-left; down-right] and the
+  three mirrored, the translations by one pixel of the reflection-padded image; identity in
+  training. ViewMean(MIRROR_TRANSLATE_WEIGHTS) averages the six predictions again."""
+
+  def call(self, inputs, training=None):
+    if training:
+      return inputs
+    padded = keras.ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+    views = [inputs, padded[:, :-2, :-2], padded[:, 2:, 2:]]
+    return keras.ops.concatenate(views + [keras.ops.flip(view, axis=2) for view in views], axis=0)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
+# The weights of MirrorTranslateConcat's views: the image and its mirror 1/4 each, the four
+# translated views 1/8 each (airbench: half the untranslated pair, half the translated pairs).
+MIRROR_TRANSLATE_WEIGHTS = (0.25, 0.125, 0.125, 0.25, 0.125, 0.125)
+
+
+@keras.saving.register_keras_serializable(package="app")
+class ViewMean(keras.layers.Layer):
+  """Test-time augmentation, second half: at inference, the batch holds len(weights) views of
+  each image one block after the other; returns their weighted mean; identity in training."""
+
+  def __init__(self, weights, **kwargs):
+    super().__init__(**kwargs)
+    self.view_weights = tuple(float(w) for w in weights)
+
+  def call(self, inputs, training=None):
+    if training:
+      return inputs
+    views = keras.ops.reshape(inputs, (len(self.view_weights), -1, inputs.shape[-1]))
+    weights = keras.ops.convert_to_tensor(self.view_weights, dtype=inputs.dtype)
+    return keras.ops.einsum("v,vbc->bc", weights, views)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), "weights": list(self.view_weights)}
+
+
+@keras.saving.register_keras_serializable(package="app")
 class PartialDirac(keras.initializers.Initializer):
   """A convolution kernel whose first min(in, out) filters are the identity (each passes its own
   input channel through unchanged) and whose others come from `base`: airbench's

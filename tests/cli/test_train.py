@@ -104,7 +104,7 @@ def test_help_documents_the_shortcuts_and_every_config_key():
 BAD_INPUTS = {
     "unknown dataset": (["--dataset=nope"], "unknown dataset 'nope'; choose one of: "),
     "unknown model": (["--model=nope"], "unknown model 'nope'; choose one of: "),
-    "unknown tta": (["--config.model.tta=rotate"], "model.tta must be '' (none) or 'flip'"),
+    "unknown tta": (["--config.model.tta=rotate"], "model.tta must be '' (none), 'flip' or 'flip_translate'"),
     "unknown optimizer": (["--optimizer=nope"], "unknown optimizer 'nope'; choose one of: "),
     "missing data dir": (["--dataset=folder", "--data_dir=/no/such/dir"], "does not exist"),
     "empty data dir": (["--dataset=folder", "--data_dir={empty}"], "no images"),

@@ -41,10 +41,12 @@ def test_flip_gives_each_image_or_its_mirror(images, run):
   assert 0 < mirrored < len(images)  # per-image randomness; fails with chance 2 / 2**16
 
 
-def windows(image, pad):
-  """Every translation by up to `pad` pixels of `image`, the border filled with zeros."""
+def windows(image, pad, fill="zero"):
+  """Every translation by up to `pad` pixels of `image`, the border filled with zeros (or the
+  reflected edge, fill="reflect")."""
   height, width = image.shape[:2]
-  padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
+  padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)],
+                  mode="reflect" if fill == "reflect" else "constant")
   return {(top, left): padded[top:top + height, left:left + width]
           for top in range(2 * pad + 1) for left in range(2 * pad + 1)}
 
@@ -61,6 +63,20 @@ def test_crop_gives_each_image_a_translated_window(images, run):
     assert len(found) == 1, "output is not a zero-padded translation of its input"
     offsets.append(found[0])
   assert len(set(offsets)) > 1  # per-image offsets, not one for the whole batch
+
+
+@RUNNERS
+@pytest.mark.parametrize("spec, mirrored", [("crop(pad=2, fill='reflect')", False),
+                                            ("flip|crop(pad=2, fill='reflect')", True)])
+def test_reflect_crop_windows_the_reflection_padded_image(images, run, spec, mirrored):
+  out = run(augment.parse(spec), images)
+  for image, result in zip(images, out):
+    candidates = list(windows(image, 2, "reflect").values())
+    if mirrored:
+      candidates += list(windows(image[:, ::-1], 2, "reflect").values())
+    assert any(np.array_equal(result, c) for c in candidates)
+  zero_filled = [w for image in images for w in windows(image, 2).values()]
+  assert not all(any(np.array_equal(r, w) for w in zero_filled) for r in out)  # not black borders
 
 
 def test_crop_pad_zero_is_identity(images):
@@ -90,6 +106,7 @@ def test_parse_accepts_spaces():
     ("flip|nope", "unknown augmentation"),
     ("crop(4)", "name\\(key=value\\)"),
     ("crop(size=3)", "size"),
+    ("crop(fill='wrap')", "fill must be one of zero, reflect"),
     ("flip(", "cannot read augmentation"),
     ("crop(pad=x)", "cannot read augmentation"),
     ("flip.x", "cannot read augmentation"),

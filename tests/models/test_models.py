@@ -65,6 +65,27 @@ def test_flip_tta_averages_each_image_with_its_mirror_at_inference_only(tmp_path
                              rtol=1e-5, atol=1e-6)
 
 
+def test_flip_translate_tta_averages_six_views_as_airbench_does(tmp_path):
+  config = model_config("simple_cnn")
+  plain = models.build_model(config, (12, 12, 1), 3, [0.0], [1.0])
+  config.tta = "flip_translate"
+  tta = models.build_model(config, (12, 12, 1), 3, [0.0], [1.0])
+  tta.set_weights(plain.get_weights())
+  x = raw_images(4, (12, 12, 1))
+  padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+  predict = lambda images: plain.predict(images, verbose=0)
+  mirrored = lambda images: (predict(images) + predict(images[:, :, ::-1])) / 2
+  # half the image and its mirror, half the two one-pixel translations and their mirrors
+  expected = (mirrored(x) / 2
+              + (mirrored(padded[:, :-2, :-2]) + mirrored(padded[:, 2:, 2:])) / 4)
+  np.testing.assert_allclose(tta.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(tta(x, training=True), plain(x, training=True), rtol=1e-5, atol=1e-6)
+  path = str(tmp_path / "tta.keras")
+  tta.save(path)
+  np.testing.assert_allclose(models.load_model(path).predict(x, verbose=0), expected,
+                             rtol=1e-5, atol=1e-6)
+
+
 def test_kernel_size_and_batch_norm_are_model_options():
   config = model_config("vgg")
   config.width, config.kernel_size, config.batch_norm = 4, 5, False
