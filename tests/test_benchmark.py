@@ -16,7 +16,8 @@ def test_tiny_benchmark_times_targets_and_compares_with_the_reference(tmp_path, 
   result = subprocess.run(
       [sys.executable, "tools/benchmark.py", "--recipes=configs/fashion_mnist.py", "--seeds=1",
        "--targets=0.3,0.999", "--reference_epochs=1", "--reference_args=--limit=2000",
-       f"--train_args={TINY_TRAIN}", f"--runs_dir={tmp_path / 'runs'}", f"--write={report}"],
+       f"--train_args={TINY_TRAIN}", f"--runs_dir={tmp_path / 'runs'}", "--run_name=tiny",
+       f"--write={report}"],
       cwd=REPO, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   text = report.read_text()
@@ -31,8 +32,26 @@ def test_tiny_benchmark_times_targets_and_compares_with_the_reference(tmp_path, 
     assert "not reached (0/1)" in row.split("|")[3]  # 99.9% not
   assert "% of " in recipe  # utilization against the measured peak
   assert recipe.rstrip(" |").endswith("x, -")  # a speed-up for 30%, none for 99.9%
-  record = json.loads(next((tmp_path / "runs").rglob("reference-0.json")).read_text())
+  record = json.loads((tmp_path / "runs" / "tiny" / "reference-0.json").read_text())
   assert record["epochs"][0]["epoch"] == 1 and record["num_train"] == 1800
+
+  # The same --run_name with more seeds reuses the finished seed and trains only the new one
+  # (here evaluating every 2nd epoch: the epochs without an evaluation are skipped).
+  first = tmp_path / "runs" / "tiny" / "fashion_mnist-0" / "metrics.json"
+  finished = first.stat().st_mtime_ns
+  result = subprocess.run(
+      [sys.executable, "tools/benchmark.py", "--recipes=configs/fashion_mnist.py", "--seeds=2",
+       "--targets=0.3", "--reference_epochs=0",
+       f"--train_args={TINY_TRAIN} --config.train.validation_every_epochs=2",
+       f"--runs_dir={tmp_path / 'runs'}", "--run_name=tiny"],
+      cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert first.stat().st_mtime_ns == finished  # seed 0 not trained again
+  assert (tmp_path / "runs" / "tiny" / "fashion_mnist-1" / "metrics.json").is_file()
+  assert "Seeds: 2 per run" in result.stdout
+  recipe = next(line for line in result.stdout.splitlines()
+                if line.startswith("| configs/fashion_mnist.py |"))
+  assert " s (" in recipe.split("|")[2]  # both seeds reached 30%: a median time
 
 
 def test_bad_targets_are_refused_with_one_line():

@@ -39,6 +39,10 @@ flags.DEFINE_string("train_args", "", "Extra app.train flags for every recipe ru
 flags.DEFINE_integer("reference_epochs", 12, "Epochs of the keras-io reference; 0 = skip it.")
 flags.DEFINE_string("reference_args", "", "Extra tools/keras_io_convnet.py flags (quoted).")
 flags.DEFINE_string("runs_dir", "/tmp/benchmark-runs", "Where the runs' directories go.")
+flags.DEFINE_string("run_name", "", "Folder under --runs_dir for this benchmark's runs (default: "
+                    "a UTC timestamp). Runs that finished there before (metrics.json written) "
+                    "are reused, not trained again: a killed benchmark picks up where it "
+                    "stopped, and --seeds=3 after --seeds=1 trains seeds 1 and 2 only.")
 flags.DEFINE_string("write", "", "Append the report to this Markdown file.")
 
 
@@ -50,13 +54,16 @@ def _run(command):
 
 
 def recipe_run(recipe, seed, run_dir):
-  """Trains one recipe seed; returns {"curve": [(seconds, accuracy)], "final", "ips", "config"}."""
-  _run([sys.executable, "-m", "app.train", f"--config={recipe}", f"--seed={seed}",
-        f"--output_dir={run_dir}", "--config.export.enabled=False",
-        *shlex.split(flags.FLAGS.train_args)])
+  """Trains one recipe seed (unless `run_dir` holds a finished run: --run_name); returns
+  {"curve": [(seconds, accuracy)], "final", "ips", "config"}."""
+  if not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+    _run([sys.executable, "-m", "app.train", f"--config={recipe}", f"--seed={seed}",
+          f"--output_dir={run_dir}", "--config.export.enabled=False",
+          *shlex.split(flags.FLAGS.train_args)])
   with open(os.path.join(run_dir, "history.csv")) as f:
     curve = [(float(row["elapsed_seconds"]), float(row["val_accuracy"]))
-             for row in csv.DictReader(f) if row.get("val_accuracy")]
+             for row in csv.DictReader(f)
+             if row.get("val_accuracy") not in (None, "", "NA")]  # NA: an epoch not evaluated
   with open(os.path.join(run_dir, "metrics.json")) as f:
     metrics = json.load(f)
   return {"curve": curve, "final": metrics["test_accuracy"],
@@ -64,8 +71,9 @@ def recipe_run(recipe, seed, run_dir):
 
 
 def reference_run(seed, path):
-  _run([sys.executable, "tools/keras_io_convnet.py", f"--epochs={flags.FLAGS.reference_epochs}",
-        f"--seed={seed}", f"--output={path}", *shlex.split(flags.FLAGS.reference_args)])
+  if not os.path.isfile(path):  # reused when --run_name names a benchmark that wrote it
+    _run([sys.executable, "tools/keras_io_convnet.py", f"--epochs={flags.FLAGS.reference_epochs}",
+          f"--seed={seed}", f"--output={path}", *shlex.split(flags.FLAGS.reference_args)])
   with open(path) as f:
     record = json.load(f)
   return {"curve": [(e["elapsed_seconds"], e["test_accuracy"]) for e in record["epochs"]],
@@ -143,7 +151,7 @@ def main(argv):
     if not os.path.isfile(os.path.join(REPO, recipe)):
       cli.fail(f"recipe {recipe} not found; pass files under configs/, e.g. configs/fashion_mnist.py")
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-  base = os.path.join(FLAGS.runs_dir, stamp)
+  base = os.path.join(FLAGS.runs_dir, FLAGS.run_name or stamp)
   peaks = {"float32": conv_peak(tf.float32), "mixed_bfloat16": conv_peak(tf.bfloat16)}
   rows, reference = [], None
   os.makedirs(base, exist_ok=True)
