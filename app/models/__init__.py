@@ -1,6 +1,7 @@
 """The model factory: MODELS (every family registered on import), build_model() and the
 data-dependent initialisation hook init_from_data()."""
 
+import functools
 import inspect
 
 import keras
@@ -37,16 +38,22 @@ def build_model(model_config, image_shape, num_classes, mean, variance, augment_
   for layer in augment_layers:
     x = layer(x)
   x = keras.layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
-  if model_config.tta == "flip":
-    x = FlipConcat(name="tta_flip")(x)
-  elif model_config.tta == "flip_translate":
-    x = MirrorTranslateConcat(name="tta_flip_translate")(x)
+  if model_config.tta:
+    make_views, mean = TTA[model_config.tta]
+    x = make_views(name=f"tta_{model_config.tta}")(x)
   outputs = network(x)
-  if model_config.tta == "flip":
-    outputs = PairMean(name="tta_mean", dtype="float32")(outputs)
-  elif model_config.tta == "flip_translate":
-    outputs = ViewMean(MIRROR_TRANSLATE_WEIGHTS, name="tta_mean", dtype="float32")(outputs)
+  if model_config.tta:
+    outputs = mean(name="tta_mean", dtype="float32")(outputs)
   return keras.Model(inputs, outputs, name=network.name)
+
+
+# model.tta -> (the layer stacking each image's views along the batch, the one averaging their
+# predictions again); the layer names stay those of checkpoints saved before the table.
+TTA = {
+    "flip": (FlipConcat, PairMean),
+    "flip_translate": (MirrorTranslateConcat,
+                       functools.partial(ViewMean, MIRROR_TRANSLATE_WEIGHTS)),
+}
 
 
 def takes(name, option):
