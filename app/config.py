@@ -16,6 +16,7 @@ from app.errors import UsageError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+_PROFILE_STEPS = re.compile(r"^(\d+),(\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -97,6 +98,10 @@ def validate(config):
   _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
            "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
 
+  profile = _PROFILE_STEPS.match(str(train.profile_steps))
+  _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
+           f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
+           f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
   _require(train.time_budget_seconds >= 0,
            f"train.time_budget_seconds must be >= 0 (0 = no limit); received "
            f"{train.time_budget_seconds}")

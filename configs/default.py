@@ -71,6 +71,7 @@ def get_config():
   config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
   config.train.frozen_epochs = 0  # transfer: first N epochs train the head, backbone frozen; 0 = off
   config.train.time_budget_seconds = 0.0  # stop training after this much wall time; 0 = no limit
+  config.train.profile_steps = ""  # "START,STOP": trace these steps (1-based); python -m app.step_profile
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS

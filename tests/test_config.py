@@ -95,6 +95,9 @@ def test_unknown_name_lists_choices(key, value, registry):
     ("data.validation_split", 1.0, "data.validation_split"),
     ("runtime.strategy", "hyperdrive", "strategy"),
     ("runtime.mixed_precision", "float8", "mixed_precision"),
+    ("train.profile_steps", "20,10", "train.profile_steps"),  # START after STOP
+    ("train.profile_steps", "0,5", "train.profile_steps"),  # steps count from 1
+    ("train.profile_steps", "10-20", "train.profile_steps"),
     ("model.bn_bias_lr_scale", 0.0, "model.bn_bias_lr_scale"),
     ("optim.lookahead_every", -1, "optim.lookahead_every"),
     ("optim.lookahead_decay", 1.0, "optim.lookahead_decay"),
