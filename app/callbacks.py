@@ -284,15 +284,6 @@ class DivergenceGuard(keras.callbacks.Callback):
       self.reference = logs["loss"]
 
 
-def profile_batches(profile_steps):
-  """config.train.profile_steps ("START,STOP", 1-based training steps counted across epochs, as
-  the TensorBoard callback counts them; "" = off) -> TensorBoard's profile_batch."""
-  if not profile_steps:
-    return 0
-  start, stop = (int(part) for part in str(profile_steps).split(","))
-  return (start, stop)
-
-
 def build(run_dir, config, schedule, timing=None, backup=None):
   """The callbacks for a run; the backup comes right after the divergence guard (so it never saves
   a diverged state) and before the EMA swap (it saves the raw weights); the log-adding ones come
@@ -320,6 +311,7 @@ def build(run_dir, config, schedule, timing=None, backup=None):
       keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
       AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch",
-                                  profile_batch=profile_batches(config.train.profile_steps)),
+                                  # "START,STOP" (validated): Keras parses it; "" = 0, off
+                                  profile_batch=config.train.profile_steps or 0),
   ]
   return timing, guard, run_callbacks

@@ -25,6 +25,7 @@ from app import cli  # sets up logging before TensorFlow loads  # pylint: disabl
 
 from absl import app, flags
 
+from app import runs
 from app.errors import UsageError
 
 flags.DEFINE_string("run_dir", None, "Run directory of a python -m app.train run made with "
@@ -109,8 +110,8 @@ def summarize(xspace, top=12):
   window, in_steps = last - first, sum(end - start for start, end in steps)
   inside = lambda spans: [span for span in spans if span[0] >= first and span[1] <= last]
   ops = [inside(thread) for thread in ops]
-  op_busy = _union([span[:2] for thread in ops for span in thread])
-  busy = _union([span[:2] for thread in ops for span in thread] + inside(waits))
+  op_spans = [span[:2] for thread in ops for span in thread]
+  op_busy, busy = _union(op_spans), _union(op_spans + inside(waits))
   by_kind, by_type = collections.Counter(), collections.Counter()
   for thread in ops:
     for name, self_time in _self_times(thread):
@@ -183,12 +184,8 @@ def main(argv):
     xspace.ParseFromString(trace.read())
   summary = summarize(xspace, f.top)
   summary["trace"] = paths[-1]
-  batch_size = None
-  config_path = os.path.join(f.run_dir, "config.yaml")
-  if os.path.isfile(config_path):
-    import yaml  # pylint: disable=g-import-not-at-top
-    with open(config_path) as config_file:
-      batch_size = (yaml.safe_load(config_file) or {}).get("train", {}).get("batch_size")
+  batch_size = (runs.load_config(f.run_dir).train.batch_size
+                if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
   out = os.path.join(f.run_dir, "step_profile.json")
   with open(out + ".tmp", "w") as json_file:
     json.dump(summary, json_file, indent=2)
