@@ -12,7 +12,7 @@ import re
 import ml_collections
 import yaml
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -33,7 +33,7 @@ def validate(config):
   """Raises UsageError on the first bad key. Imports the registries, so names are checked too."""
   from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
-  from app.export_formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
+  from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
   from app.models import MODELS  # pylint: disable=g-import-not-at-top
   from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
   from app.optim.schedules import SCHEDULES  # pylint: disable=g-import-not-at-top

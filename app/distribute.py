@@ -16,7 +16,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)

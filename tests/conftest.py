@@ -44,7 +44,8 @@ def trained_run(tmp_path_factory, fashion_mnist_dir):
   export, predict and evaluate tests: run_dir (config.yaml, checkpoints/, metrics.json) and its
   export at export_dir/tiny/1. Tests may add versions; none may change version 1."""
   import types  # pylint: disable=g-import-not-at-top
-  from app import config as config_lib, training  # pylint: disable=g-import-not-at-top
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from app.train import train_and_evaluate as training  # pylint: disable=g-import-not-at-top
   from configs import fashion_mnist  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("trained")
   config = fashion_mnist.get_config()

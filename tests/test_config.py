@@ -9,7 +9,7 @@ import pytest
 
 from app import config as config_lib
 from app.data.sources import DATASETS
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models import MODELS
 from app.optim.optimizers import OPTIMIZERS
 from app.optim.schedules import SCHEDULES

@@ -14,7 +14,7 @@ import pytest
 
 from app import config as config_lib
 from app import distribute
-from app.errors import UsageError
+from app.core.errors import UsageError
 from configs import default
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +134,7 @@ def test_killed_single_process_run_resumes_mid_epoch(tmp_path):
 
 def test_a_resumed_run_counts_only_the_images_it_trained():
   from types import SimpleNamespace  # pylint: disable=g-import-not-at-top
-  from app import training  # pylint: disable=g-import-not-at-top
+  from app.train import train_and_evaluate as training  # pylint: disable=g-import-not-at-top
   data = SimpleNamespace(num_train=1000)
   timing = SimpleNamespace(train_seconds_per_epoch=[1.0, 1.0])  # a partial epoch, then a whole
   config = default.get_config()

@@ -30,7 +30,8 @@ flags.DEFINE_boolean("peak_only", False, "Measure and print the convolution peak
 
 def main(argv):
   del argv
-  from app import accel, accel_probe, distribute  # pylint: disable=g-import-not-at-top
+  from app import accel, distribute  # pylint: disable=g-import-not-at-top
+  from app.train import accel_probe  # pylint: disable=g-import-not-at-top
   from app.accel import conv_peak  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.data import checks, pipeline, sources  # pylint: disable=g-import-not-at-top

@@ -43,7 +43,8 @@ def main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from app import accel, fitting  # pylint: disable=g-import-not-at-top
+  from app import accel  # pylint: disable=g-import-not-at-top
+  from app.train import fitting  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.data import augment, pipeline, sources  # pylint: disable=g-import-not-at-top
   from app.models import build_model  # pylint: disable=g-import-not-at-top

@@ -86,7 +86,7 @@ def time_to(curve, target):
 
 
 def _flops_and_precision(run_dir):
-  from app import runs  # pylint: disable=g-import-not-at-top
+  from app.core import run_dir as runs  # pylint: disable=g-import-not-at-top
   from app.models import load_model  # pylint: disable=g-import-not-at-top
   from app.models.stats import flops_per_image  # pylint: disable=g-import-not-at-top
   config = runs.load_config(run_dir)

@@ -27,7 +27,8 @@ flags.DEFINE_enum("on_bad_file", "fail", ["fail", "skip"], "Undecodable files: f
 def main(argv):
   del argv
   from app.config import check_output_dir  # pylint: disable=g-import-not-at-top
-  from app.data import checks, tfrecord  # pylint: disable=g-import-not-at-top
+  from app.data import checks
+  from app.data.sources import tfrecord  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
   from configs import default  # pylint: disable=g-import-not-at-top
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name

@@ -16,8 +16,8 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from app.errors import UsageError
-from app.registry import Registry
+from app.core.errors import UsageError
+from app.core.registry import Registry
 
 AUGMENTATIONS = Registry("augmentation")
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from app.data.sources import IMAGE_EXTENSIONS
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 _SHOWN = 5  # bad files named in a one-line error
 

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.data import augment
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 AUTOTUNE = tf.data.AUTOTUNE
 _STATS_SAMPLE = 2000  # images read to estimate per-channel mean/variance of file-based data
@@ -102,7 +102,7 @@ def fit_image(image, image_shape, resize="resize"):
 def _decoded(examples, image_shape, resize):
   """Unbatched (uint8 image, int32 label) of file- or record-based examples, decoded in parallel."""
   if examples.records is not None:
-    from app.data import tfrecord  # pylint: disable=g-import-not-at-top
+    from app.data.sources import tfrecord  # pylint: disable=g-import-not-at-top
     keep = np.zeros(int(examples.records.max()) + 1 if len(examples) else 0, bool)
     keep[examples.records] = True
     keep_tensor, count = tf.constant(keep), len(keep)

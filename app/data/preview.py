@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from app import plots
+from app.core import plots
 from app.data import augment
 from app.data import sources
 

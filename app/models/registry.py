@@ -11,9 +11,9 @@ Named variants are partials (`resnet56 = partial(build_resnet, depth=56)`).
 
 import keras
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models.layers import BatchNormalization
-from app.registry import Registry
+from app.core.registry import Registry
 
 MODELS = Registry("model")
 

@@ -9,7 +9,7 @@ import functools
 
 import keras
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models.layers import BatchNormalization
 from app.models.registry import MODELS, classifier_head, conv_bn_act, require_input_size
 

@@ -9,7 +9,7 @@ import functools
 
 import keras
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models.preact_resnet import preact_stages
 from app.models.registry import MODELS, classifier_head, require_input_size
 

@@ -15,10 +15,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import accel, plots
+from app import accel
+from app.core import plots
 from app.data import pipeline
 from app.data import sources
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models import build_model
 from app.optim.optimizers import build_optimizer
 

@@ -7,7 +7,7 @@ shrinks the normalised activations and hurts accuracy (Jia et al. 2018, "Highly 
 
 import keras
 
-from app.registry import Registry
+from app.core.registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
 

@@ -8,7 +8,7 @@ steps per epoch), so switching schedules is one config key.
 import keras
 from keras import ops
 
-from app.registry import Registry
+from app.core.registry import Registry
 
 SCHEDULES = Registry("schedule")
 

@@ -9,7 +9,7 @@ import sys
 import keras
 import pytest
 
-from app import runs
+from app.core import run_dir as runs
 from app.models import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -41,7 +41,7 @@ def test_export_writes_the_next_version_with_onnx_and_litert(trained_run, tmp_pa
   # what the checkpoint computes on real held-out images (float32: within 1e-5).
   check = f"""
 import json, numpy as np, tensorflow as tf
-from app.data.idx import read_idx
+from app.data.sources.idx import read_idx
 from app.models import load_model
 images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")[-32:, ..., None]
 loaded = tf.saved_model.load({version_2!r})

@@ -51,7 +51,7 @@ def test_tiny_run_writes_the_run_dir_and_a_reloadable_export(tmp_path):
   # (trained in bfloat16) is a float32 graph.
   check = f"""
 import numpy as np, tensorflow as tf
-from app.data.idx import read_idx
+from app.data.sources.idx import read_idx
 from app.models import load_model
 images = read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")[:32, ..., None]
 images = images.astype("float32")

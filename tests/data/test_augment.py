@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from app.data import augment
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 
 @pytest.fixture(scope="module")

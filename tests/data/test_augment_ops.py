@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from app.data import augment
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 SPECS = {
     "flip": "flip", "crop": "crop(pad=2)", "rotate": "rotate(factor=0.1)",

@@ -10,7 +10,7 @@ from PIL import Image
 
 from app.data import checks
 from app.data.sources import DATASETS
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 
 @pytest.fixture

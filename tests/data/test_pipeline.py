@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from app.data import pipeline
 from app.data.sources import DATASETS, Examples, Source
-from app.errors import UsageError
+from app.core.errors import UsageError
 from configs import default
 
 

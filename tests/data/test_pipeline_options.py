@@ -6,7 +6,7 @@ import numpy as np
 
 from app.data import pipeline
 from app.data.sources import DATASETS
-from app.fitting import class_weights
+from app.train.fitting import class_weights
 from configs import default
 
 

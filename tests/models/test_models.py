@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app import models
-from app.errors import UsageError
+from app.core.errors import UsageError
 from configs import default
 
 def model_config(name, width=8):

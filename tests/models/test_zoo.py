@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app import models
-from app.errors import UsageError
+from app.core.errors import UsageError
 from configs import default
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]

@@ -10,7 +10,7 @@ import pytest
 from app import config as config_lib
 from app.data import pipeline
 from app.data.sources import DATASETS
-from app.errors import UsageError
+from app.core.errors import UsageError
 from app.models import build_model
 from app.optim import lr_find
 from configs import default

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from app.errors import UsageError
+from app.core.errors import UsageError
 
 from app import config as config_lib
 from app.optim.optimizers import OPTIMIZERS, build_optimizer

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from app import callbacks
+from app.train import callbacks
 from app.optim import schedules
 from configs import default
 

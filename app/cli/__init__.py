@@ -1,0 +1,151 @@
+"""What every entry script shares: one-line errors with exit status 2, and quiet TF logging."""
+
+import logging
+import os
+import sys
+
+_QUIET = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0"  # before TensorFlow loads
+
+
+def _import_tensorflow_quietly():
+  """TF 2.21 prints oneDNN/CUDA notes to fd 2 before its log level applies (and again on the
+  first device query); hide them so a run's stderr holds our messages. TF_CPP_MIN_LOG_LEVEL=0
+  shows them. A failed import still raises with its traceback: fd 2 is restored first."""
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices()  # not logical: runtime.cpu_devices may still split the CPU
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+class _DropLibraryInfo(logging.Filter):
+  """INFO lines that TensorFlow and tf2onnx log through absl (SavedModel signature renames,
+  saver timings, ONNX optimizer passes) would drown ours; their warnings still show."""
+
+  _LIBRARIES = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}tf2onnx{os.sep}")
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not any(
+        library in record.pathname for library in self._LIBRARIES)
+
+
+if _QUIET:
+  _import_tensorflow_quietly()
+  # TF's Python-side INFO chatter (SavedModel signature renames, saver timings) drowns our log.
+  logging.getLogger("tensorflow").setLevel(logging.WARNING)
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from app.core.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Flags defined through the helpers below belong to the entry script that calls them, so its
+# --help lists them.
+flags.disclaim_key_flags()
+
+
+def config_keys_help():
+  """Every config key with its default and comment, read from the schema (configs/default.py),
+  so --help documents the --config.<key> overrides without a second copy to keep in sync."""
+  import re  # pylint: disable=g-import-not-at-top
+  import configs  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(os.path.dirname(configs.__file__), "default.py")) as f:
+    lines = re.findall(r"^  config\.([\w.]+) = (.+?)(?:  # (.*))?$", f.read(), re.MULTILINE)
+  rows = [f"  --config.{key}={value}  {comment}".rstrip()
+          for key, value, comment in lines if not value.startswith("ml_collections.")]
+  return "Config keys (recipe defaults may differ; see configs/default.py):\n" + "\n".join(rows)
+
+
+def fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+_HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
+def _exit_after_help(exit_request, argv):
+  """absl exits with status 1 after printing --help; asking for help is no error."""
+  if exit_request.code == 1 and _HELP_FLAGS.intersection(argv[1:]):
+    sys.exit(0)
+  raise exit_request
+
+
+def _fail_on_config_error(error):
+  """ml_collections' errors for a bad --config file or override, as one line."""
+  if isinstance(error, (AttributeError, KeyError)):  # an override names a key the recipe lacks
+    hint = " ".join(str(error).replace("\\n", " ").replace("\\'", "").strip("'\" ").split())
+    fail(f"unknown config key {hint}; --help lists the keys")
+  lines = str(error.__cause__ or error).strip().splitlines()
+  fail(f"cannot load the --config recipe: {lines[-1].strip()}; pass a recipe file such as "
+       "configs/fashion_mnist.py")
+
+
+def define_config_flag(default_recipe):
+  """`--config` (a recipe file, locked: a mistyped key is refused) with --config.<key> overrides.
+
+  ml_collections reads sys.argv while defining the flag, so errors can surface here."""
+  try:
+    config_flags.DEFINE_config_file(
+        "config", default_recipe,
+        "Recipe file (configs/*.py); override keys as --config.<section>.<key>=VALUE.",
+        lock_config=True)
+  except (AttributeError, KeyError, OSError) as e:
+    _fail_on_config_error(e)
+  except SystemExit as e:
+    _exit_after_help(e, sys.argv)
+
+
+def define_shortcuts(shortcuts):
+  """{flag name: (config key, flags.DEFINE_*, help)} -> flags that override those keys."""
+  for flag_name, (key, define, help_text) in shortcuts.items():
+    define(flag_name, None, f"{help_text} Overrides config.{key}.")
+
+
+def apply_shortcuts(config, shortcuts):
+  """Sets the keys of the shortcut flags given (None = unset); returns {key: value} set."""
+  applied = {}
+  for flag_name, (key, _, _) in shortcuts.items():
+    value = flags.FLAGS[flag_name].value
+    if value is not None:
+      *parents, leaf = key.split(".")
+      section = config
+      for parent in parents:
+        section = section[parent]
+      section[leaf] = applied[key] = value
+  return applied
+
+
+def parse_flags(argv):
+  """absl's parser, but a bad flag is one line and exit status 2 instead of absl's usage dump."""
+  try:
+    remaining = flags.FLAGS(argv)
+    if "config" in flags.FLAGS:
+      flags.FLAGS.config.keys()  # ml_collections loads lazily: surface its errors now
+    return remaining
+  except flags.Error as e:
+    fail(str(e).strip().splitlines()[0])
+  except UsageError as e:
+    fail(e)
+  except (AttributeError, KeyError, OSError) as e:
+    _fail_on_config_error(e)
+  except SystemExit as e:
+    _exit_after_help(e, argv)
+
+
+def run_main(main):
+  """Wraps an absl main: UsageError -> one line on stderr, exit status 2; bugs keep tracebacks."""
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except UsageError as e:
+      fail(e)
+
+  return wrapped

@@ -1,0 +1,60 @@
+r"""Where a training step's time goes (app/train/step_profile.py): the trace that
+--config.train.profile_steps records, split into input, compute by kind and framework overhead.
+
+  python -m app.train --config=configs/cifar10_93.py --config.train.profile_steps=10,19 ...
+  python -m app.step_profile --run_dir=runs/cifar10_93-20261129-100000
+
+Prints Markdown and writes <run_dir>/step_profile.json. Keep the traced steps inside one epoch,
+so that no evaluation falls between them.
+"""
+
+import json
+import os
+
+from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
+
+from absl import app, flags
+
+from app.core import run_dir as runs
+from app.train.step_profile import markdown, summarize, trace_files
+
+flags.DEFINE_string("run_dir", None, "Run directory of a python -m app.train run made with "
+                    "--config.train.profile_steps=START,STOP.")
+flags.DEFINE_integer("top", 12, "Op types to list by self time.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
+  f = flags.FLAGS
+  if not f.run_dir or not os.path.isdir(f.run_dir):
+    cli.fail(f"--run_dir must be a run directory of python -m app.train; received {f.run_dir!r}")
+  if f.top < 0:
+    cli.fail(f"--top must be >= 0; received {f.top}")
+  paths = trace_files(f.run_dir)
+  if not paths:
+    cli.fail(f"{f.run_dir} holds no profiler trace; train with "
+             "--config.train.profile_steps=START,STOP (e.g. 10,19) first")
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
+  xspace = xplane_pb2.XSpace()
+  with open(paths[-1], "rb") as trace:
+    xspace.ParseFromString(trace.read())
+  summary = summarize(xspace, f.top)
+  summary["trace"] = paths[-1]
+  batch_size = (runs.load_config(f.run_dir).train.batch_size
+                if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
+  out = os.path.join(f.run_dir, "step_profile.json")
+  with open(out + ".tmp", "w") as json_file:
+    json.dump(summary, json_file, indent=2)
+  os.replace(out + ".tmp", out)
+  print(markdown(summary, batch_size))
+
+
+
+def run():
+  """Console-script entry point (convtrain-step-profile)."""
+  app.run(cli.run_main(main), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()

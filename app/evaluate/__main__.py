@@ -1,0 +1,7 @@
+"""`python -m app.evaluate`: runs the evaluate command, app/cli/evaluate.py, as the main module (so its
+docstring and flags are what --help shows). Commands live in app/cli/; this name is the public one."""
+
+import runpy
+
+if __name__ == "__main__":
+  runpy.run_module("app.cli.evaluate", run_name="__main__", alter_sys=True)

@@ -1,0 +1,81 @@
+"""The evaluation report folder: report.md (Markdown with the pictures), report.json (every
+number), confusion_matrix.png, worst_mistakes.png and reliability.png."""
+
+import datetime
+import json
+import os
+
+import numpy as np
+
+from app.core import plots
+
+FILES = ("report.md", "report.json", "confusion_matrix.png", "worst_mistakes.png",
+         "reliability.png")
+
+
+def _worst_titles(probabilities, labels, indices, class_names):
+  predicted = probabilities.argmax(axis=-1)
+  return [f"#{i}: {class_names[labels[i]]}\n-> {class_names[predicted[i]]} "
+          f"({probabilities[i, predicted[i]]:.2f})" for i in indices]
+
+
+def _markdown(results, worst_count):
+  top_key = next(k for k in results if k.startswith("top") and k.endswith("_accuracy"))
+  lines = [
+      "# Evaluation report", "",
+      f"- model: `{results['model']}`",
+      f"- data: `{results['data']['name']}` ({results['data']['data_dir'] or 'default location'})"
+      f", split `{results['split']}`, {results['images']} images",
+      f"- test-time augmentation: {results['tta']}",
+      f"- written: {results['written']}", "",
+      "| metric | value |", "|---|---|",
+      f"| accuracy | {results['accuracy']:.4f} |",
+      f"| {top_key.replace('_accuracy', '')} accuracy | {results[top_key]:.4f} |",
+      f"| cross-entropy | {results['cross_entropy']:.4f} |",
+      f"| expected calibration error (ECE, {len(results['calibration_bins'])} bins) | "
+      f"{results['expected_calibration_error']:.4f} |",
+      f"| macro precision | {results['macro_precision']:.4f} |",
+      f"| macro recall | {results['macro_recall']:.4f} |",
+      f"| macro F1 | {results['macro_f1']:.4f} |", "",
+      "## Per class", "",
+      "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
+  ]
+  lines += [f"| {c['class_id']} {c['class_name']} | {c['precision']:.4f} | {c['recall']:.4f} | "
+            f"{c['f1']:.4f} | {c['support']} |" for c in results["per_class"]]
+  lines += [
+      "", "## Confusion matrix", "", "Rows: true class; columns: predicted class.", "",
+      "![confusion matrix](confusion_matrix.png)", "",
+      "## Worst mistakes", "",
+      f"The {worst_count} wrong predictions made with the highest confidence: image index, true "
+      "class -> predicted class (probability).", "",
+      "![worst mistakes](worst_mistakes.png)", "",
+      "## Calibration", "",
+      "Accuracy against confidence in equal-width bins; the gap to the diagonal, weighted by "
+      "each bin's share of the images, sums to the ECE.", "",
+      "![reliability diagram](reliability.png)", "",
+  ]
+  return "\n".join(lines)
+
+
+def write(report_dir, results, probabilities, labels, images, class_names, indices):
+  """Writes the report files into `report_dir` (created; the caller checked it is new or
+  empty). `results` is app.evaluation.compute's dict plus model, data, split and tta;
+  `indices` are the worst mistakes to show. Returns the results as written to report.json."""
+  os.makedirs(report_dir, exist_ok=True)
+  results = dict(results, written=datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds"))
+  results["worst_mistakes"] = [
+      {"index": int(i), "true": class_names[labels[i]],
+       "predicted": class_names[int(np.argmax(probabilities[i]))],
+       "probability": float(np.max(probabilities[i]))} for i in indices]
+  plots.confusion_matrix(results["confusion_matrix"], class_names,
+                         os.path.join(report_dir, "confusion_matrix.png"))
+  plots.image_grid(images[indices], _worst_titles(probabilities, labels, indices, class_names),
+                   os.path.join(report_dir, "worst_mistakes.png"))
+  plots.reliability_diagram(results["calibration_bins"], results["expected_calibration_error"],
+                            os.path.join(report_dir, "reliability.png"))
+  with open(os.path.join(report_dir, "report.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(report_dir, "report.md"), "w") as f:
+    f.write(_markdown(results, len(indices)))
+  return results

@@ -1,0 +1,218 @@
+"""SavedModel export in the TF Serving layout: <export_dir>/<name>/<version>/, written atomically.
+
+The export is a Keras `ExportArchive` with four endpoints, each a SavedModel signature:
+
+  serving_default  float32 images [batch, height, width, C], 0..255, any size -> the dict below
+  serve_uint8      the same for uint8 images
+  serve_bytes      encoded JPEG/PNG/GIF/BMP files, tf.string [batch] -> the dict below
+  serve            float32 images of the training shape -> probabilities (what Model.export writes)
+
+The dict: `probabilities` [batch, classes], `top_class_ids` [batch, k] (int32, best first),
+`top_probabilities` [batch, k] and `top_class_names` [batch, k] (tf.string), k = min(5, classes).
+Images are resized in the graph exactly as the training pipeline resizes them, and normalised by
+the model's own first layer, so a client sends raw pixels or files.
+
+The graph is float32 whatever policy the model trained under (`float32_model`). The archive is
+written into a hidden temporary folder beside the versions (TF Serving ignores non-numeric
+names), checked against the Keras model on held-out images (app/parity.py), and only then
+renamed to the next free integer version: a reader never sees half an export, a failed check
+leaves nothing, and an existing version is never overwritten.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from app.serving import formats as export_formats
+from app.serving import parity
+from app.core.errors import UsageError
+
+METADATA_FILE = os.path.join("assets.extra", "metadata.json")
+TOP_K = 5  # classes in the top_* outputs (fewer if the model has fewer classes)
+
+
+def check_name(name):
+  """An export name is one plain folder name: it may not climb out of the export dir."""
+  if (not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name
+      or (os.altsep and os.altsep in name)):
+    raise UsageError(f"export name {name!r} must be a plain folder name (no path separators or "
+                     "'..', not starting with '.'); pass e.g. --name=fashion_mnist")
+
+
+def existing_versions(base):
+  if not os.path.isdir(base):
+    return []
+  return sorted(int(d) for d in os.listdir(base) if d.isdigit())
+
+
+def _with_float32_policies(serialized):
+  if isinstance(serialized, dict):
+    if serialized.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+      return dict(serialized, config=dict(serialized["config"], name="float32"))
+    return {key: _with_float32_policies(value) for key, value in serialized.items()}
+  if isinstance(serialized, list):
+    return [_with_float32_policies(value) for value in serialized]
+  return serialized
+
+
+def float32_model(model):
+  """`model` itself if every layer computes in float32, else a float32 copy with its weights.
+
+  A mixed-precision model (trained, or loaded from a checkpoint, which keeps each layer's policy)
+  would export bfloat16/float16 kernels that some servers cannot run; its variables are float32
+  already, so the copy is exact (the fix discussed in tensorflow/tensorflow#45441). A model trained
+  under MultiWorkerMirroredStrategy is copied too: its predict would need every worker, while the
+  chief exports alone."""
+  multi_worker = isinstance(getattr(model, "_distribute_strategy", None),
+                            tf.distribute.MultiWorkerMirroredStrategy)
+  if not multi_worker and all(layer.dtype_policy.name == "float32"
+                              for layer in model._flatten_layers()):  # pylint: disable=protected-access
+    return model
+  serialized = _with_float32_policies(keras.saving.serialize_keras_object(model))
+  twin = keras.saving.deserialize_keras_object(serialized)
+  twin.set_weights(model.get_weights())
+  return twin
+
+
+def normalization_of(model):
+  """The per-channel mean and variance of the model's `normalize` layer, or None."""
+  try:
+    layer = model.get_layer("normalize")
+  except ValueError:
+    return None
+  return {"mean": np.ravel(layer.mean).tolist(), "variance": np.ravel(layer.variance).tolist()}
+
+
+def resize_like_training(images, height, width):
+  """float32 [batch, h, w, C] -> [batch, height, width, C], as app/data/pipeline.py resizes a
+  decoded image: bilinear, clipped to 0..255 and rounded to whole pixel values. Images already
+  of the training size pass through untouched, so they serve exactly what the model computes."""
+  same = tf.logical_and(tf.shape(images)[1] == height, tf.shape(images)[2] == width)
+  resized = lambda: tf.round(tf.clip_by_value(tf.image.resize(images, [height, width]), 0, 255))
+  images = tf.cond(same, lambda: images, resized)
+  return tf.ensure_shape(images, [None, height, width, images.shape[-1]])
+
+
+def build_archive(model, class_names):
+  """The ExportArchive described in the module docstring."""
+  height, width, channels = model.input_shape[1:]
+  names = tf.constant(class_names, tf.string)
+  top_k = min(TOP_K, len(class_names))
+
+  def classify(images):  # float32 [batch, h, w, C], 0..255
+    probabilities = model(resize_like_training(images, height, width), training=False)
+    top_probabilities, top_class_ids = tf.math.top_k(probabilities, k=top_k)
+    return {"probabilities": probabilities, "top_class_ids": top_class_ids,
+            "top_probabilities": top_probabilities,
+            "top_class_names": tf.gather(names, top_class_ids)}
+
+  def decode(data):
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image = tf.cast(tf.ensure_shape(image, [None, None, channels]), tf.float32)
+    return resize_like_training(image[None], height, width)[0]
+
+  archive = keras.export.ExportArchive()
+  archive.track(model)
+  spec = lambda dtype, name, shape=(None, None, None, channels): [tf.TensorSpec(shape, dtype, name)]
+  archive.add_endpoint("serving_default", lambda images: classify(images),
+                       spec(tf.float32, "images"))
+  archive.add_endpoint("serve_uint8", lambda images: classify(tf.cast(images, tf.float32)),
+                       spec(tf.uint8, "images"))
+  archive.add_endpoint(
+      "serve_bytes",
+      lambda image_bytes: classify(tf.map_fn(
+          decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels]))),
+      spec(tf.string, "image_bytes", (None,)))
+  archive.add_endpoint("serve", lambda images: model(images, training=False),
+                       spec(tf.float32, "images", (None, height, width, channels)))
+  return archive
+
+
+SIGNATURES = {
+    "serving_default": "images: float32 [batch, height, width, channels], 0..255, any size",
+    "serve_uint8": "images: uint8 [batch, height, width, channels], any size",
+    "serve_bytes": "image_bytes: string [batch], encoded JPEG, PNG, GIF or BMP files",
+    "serve": "images: float32 [batch, *input_shape], 0..255 -> probabilities only",
+}
+
+
+def _describe(model, class_names, formats):
+  return {
+      "class_names": list(class_names),
+      "input_shape": list(model.input_shape[1:]),
+      "input": "raw pixels 0..255 (resized and normalised in the graph)",
+      "signatures": SIGNATURES,
+      "outputs": {"probabilities": "float32 [batch, classes]",
+                  "top_class_ids": f"int32 [batch, {min(TOP_K, len(class_names))}], best first",
+                  "top_probabilities": "float32, the probabilities of top_class_ids",
+                  "top_class_names": "string, the names of top_class_ids"},
+      "preprocessing": {"resize": "bilinear to input_shape, clipped to 0..255 and rounded, as "
+                                  "in training; images of input_shape pass unchanged",
+                        "normalize": normalization_of(model)},
+      "dtype": "float32",
+      "files": {fmt: export_formats.FORMATS.get(fmt).filename for fmt in formats},
+  }
+
+
+def export_saved_model(model, export_dir, name, class_names, metadata, parity_images=None,
+                       formats=()):
+  """Exports `model` as described in the module docstring; returns the version folder's path.
+
+  `metadata` (JSON-able: metrics, recipe, ...) goes to assets.extra/metadata.json with the input
+  spec, preprocessing and the parity results. `parity_images` (uint8 or float32 [N, *input shape],
+  real held-out images) are what the export is checked on; `formats` ('onnx', 'litert') adds
+  model.onnx / model.tflite beside the SavedModel, each checked in its own runtime."""
+  check_name(name)
+  formats = export_formats.check(tuple(formats))
+  model = float32_model(model)
+  base = os.path.join(export_dir, name)
+  os.makedirs(base, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".export-", dir=base)
+  try:
+    saved_model = os.path.join(staging, "model")
+    build_archive(model, class_names).write_out(saved_model, verbose=False)
+    files = {fmt: export_formats.write(fmt, saved_model) for fmt in formats}
+    checks = {}
+    if parity_images is not None:
+      checks = parity.check_all(model, saved_model, files, parity_images)
+    versions = existing_versions(base)
+    version = (versions[-1] if versions else 0) + 1
+    metadata = dict(metadata, **_describe(model, class_names, formats), parity=checks,
+                    version=version)
+    os.makedirs(os.path.join(saved_model, "assets.extra"), exist_ok=True)
+    with open(os.path.join(saved_model, METADATA_FILE), "w") as f:
+      json.dump(metadata, f, indent=2)
+    target = os.path.join(base, str(version))
+    if os.path.exists(target):  # a concurrent export took it: never overwrite
+      raise UsageError(f"export version {target} appeared while exporting; export again")
+    os.rename(saved_model, target)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return target
+
+
+def read_metadata(path):
+  with open(os.path.join(path, METADATA_FILE)) as f:
+    return json.load(f)
+
+
+def load_export(path):
+  """An export of ours -> (the loaded SavedModel, its metadata); anything else is a UsageError."""
+  if not tf.saved_model.contains_saved_model(path):
+    versions = existing_versions(path)
+    hint = (f"pass a version folder such as {os.path.join(path, str(versions[-1]))}" if versions
+            else "pass a version folder such as saved_models/<name>/1")
+    raise UsageError(f"{path} is not a SavedModel (no saved_model.pb); {hint}")
+  if not os.path.isfile(os.path.join(path, METADATA_FILE)):
+    raise UsageError(f"{path} is a SavedModel without {METADATA_FILE}; pass an export of "
+                     "app.train or app.export")
+  loaded = tf.saved_model.load(path)
+  if "serve_bytes" not in loaded.signatures:
+    raise UsageError(f"{path} lacks the serve_bytes signature; re-export it with python -m "
+                     "app.export")
+  return loaded, read_metadata(path)

@@ -1,0 +1,168 @@
+"""--accel=auto: measure the acceleration switches on the run's own model, data and devices, and
+train with the fastest setting whose loss stays with float32's.
+
+Every candidate trains a fresh copy of the model (same seed, same initial weights) on the same
+batches of the run's training pipeline: a warm-up call (tracing, XLA compilation) and then
+`runtime.accel_probe_steps` timed steps (whole executions of steps_per_execution=8). A
+candidate is rejected when the mean loss of its timed steps departs from the float32 reference's
+by more than `runtime.accel_tolerance` (relative), or when it fails. The search is greedy, one
+switch at a time from the float32 baseline: precision (the policies the device computes
+natively), then XLA, then steps_per_execution, then channels_last, then a doubled batch (only when the recipe scales
+the learning rate with the batch, optim.reference_batch_size > 0; its loss is on other batches, so
+it is judged by the scaling rule, not compared). The table of what was measured is written to the
+run directory as accel_probe.md / .json.
+"""
+
+import json
+import os
+import time
+
+import keras
+import ml_collections
+from absl import logging
+
+from app import accel, distribute
+from app.train import fitting
+from app.data import augment
+
+STEPS_PER_EXECUTION = 8
+
+
+def _settings(runtime, batch_size):
+  return {"mixed_precision": runtime.mixed_precision, "jit_compile": bool(runtime.jit_compile),
+          "steps_per_execution": int(runtime.steps_per_execution),
+          "channels_last": bool(runtime.channels_last), "batch_size": int(batch_size)}
+
+
+def _with(config, settings):
+  copy = ml_collections.ConfigDict(config.to_dict())
+  for key in ("mixed_precision", "jit_compile", "steps_per_execution", "channels_last"):
+    copy.runtime[key] = settings[key]
+  copy.train.batch_size = settings["batch_size"]
+  return copy
+
+
+def measure_setting(config, settings, build_data, strategy, steps):
+  """Trains a fresh model under `settings` on the probe batches; returns (images/s, mean loss of
+  the timed steps)."""
+  from app.models import build_model  # pylint: disable=g-import-not-at-top
+  candidate = _with(config, settings)
+  data = build_data(candidate)
+  # The same batches for every candidate: whole executions of the largest steps_per_execution.
+  warmup = 2 * STEPS_PER_EXECUTION
+  timed = max(steps, 2 * STEPS_PER_EXECUTION) // STEPS_PER_EXECUTION * STEPS_PER_EXECUTION
+  keras.utils.set_random_seed(config.seed)
+  accel.set_precision(candidate.runtime)
+  try:
+    with strategy.scope():
+      model = build_model(candidate.model, data.image_shape, len(data.class_names), data.mean,
+                          data.variance,
+                          augment.parse(candidate.data.augment_on_device, on_device=True).layers())
+      fitting.compile_model(model, candidate, data.steps_per_epoch,
+                            candidate.optim.peak_learning_rate)
+    epochs = -(-(warmup + timed) // data.steps_per_epoch)  # the same batches for every candidate
+    batches = data.train_epochs(0, epochs).map(lambda images, labels: (images, labels))
+    model.fit(batches.take(warmup), epochs=1, verbose=0)  # tracing and compilation
+    start = time.perf_counter()
+    history = model.fit(batches.skip(warmup).take(timed), epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+  finally:
+    accel.set_precision(config.runtime)
+  return timed * settings["batch_size"] / seconds, float(history.history["loss"][-1])
+
+
+def probe(config, build_data, strategy, measure=None):
+  """Runs the search in the module docstring; returns (chosen settings, table rows). `build_data`
+  maps a config to its app.data.pipeline.Datasets (batch size and drop_remainder follow it);
+  `measure` (default measure_setting, same arguments) times one setting: tools/bench_accel.py
+  passes one that reuses its own measurements."""
+  measure = measure or measure_setting
+  runtime, steps = config.runtime, config.runtime.accel_probe_steps
+  single_replica = strategy.num_replicas_in_sync == 1
+  rows = []
+
+  def run(settings, switch, reference_loss=None, comparable=True):
+    row = dict(settings, switch=switch)
+    try:
+      row["images_per_second"], row["loss"] = measure(config, settings, build_data, strategy,
+                                                      steps)
+    except Exception as e:  # pylint: disable=broad-except
+      row.update(images_per_second=None, loss=None, accepted=False,
+                 note=f"failed: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}")
+      rows.append(row)
+      return row
+    if reference_loss is None or not comparable:
+      row["accepted"], row["note"] = True, "reference" if reference_loss is None else \
+          "other batches: accepted by the learning-rate scaling rule"
+    else:
+      departure = abs(row["loss"] - reference_loss) / max(abs(reference_loss), 1e-12)
+      row["loss_departure"] = departure
+      row["accepted"] = departure <= runtime.accel_tolerance
+      row["note"] = "" if row["accepted"] else \
+          f"loss departs {departure:.1%} from float32's (> {runtime.accel_tolerance:.0%})"
+    rows.append(row)
+    return row
+
+  base = dict(_settings(runtime, config.train.batch_size), mixed_precision="float32",
+              jit_compile=False, steps_per_execution=1, channels_last=False)
+  best = run(base, "float32 baseline")
+  if best["images_per_second"] is None:
+    raise RuntimeError(f"the float32 baseline failed in the --accel=auto probe: {best['note']}")
+  reference = best["loss"]
+
+  def consider(change, switch, comparable=True):
+    nonlocal best
+    candidate = run(dict({k: best[k] for k in base}, **change), switch, reference, comparable)
+    if candidate["accepted"] and candidate["images_per_second"] > best["images_per_second"]:
+      best = candidate
+
+  for policy, why_not in accel.supported_precisions().items():
+    if policy != "float32":
+      if why_not:
+        rows.append(dict(base, mixed_precision=policy, switch=policy, accepted=False,
+                         images_per_second=None, loss=None, note=f"skipped: {why_not}"))
+      else:
+        consider({"mixed_precision": policy}, policy)
+  if single_replica or distribute.has_gpu():  # XLA collectives exist on GPUs only
+    consider({"jit_compile": True}, "XLA")
+  if single_replica:  # Keras 3.15 fails steps_per_execution > 1 with several replicas
+    consider({"steps_per_execution": STEPS_PER_EXECUTION}, f"steps_per_execution={STEPS_PER_EXECUTION}")
+  consider({"channels_last": True}, "channels_last (NHWC forced)")
+  if config.optim.reference_batch_size:
+    consider({"batch_size": best["batch_size"] * 2}, "batch x2", comparable=False)
+  chosen = {k: best[k] for k in base}
+  logging.info("--accel=auto chose %s", chosen)
+  return chosen, rows
+
+
+def settings_of(config):
+  """The switches a config trains with, as probe() returns its choice."""
+  return _settings(config.runtime, config.train.batch_size)
+
+
+def apply(config, chosen):
+  """The config with the probe's choice in place (and the learning rate rescaled for the batch)."""
+  copy = _with(config, chosen)
+  if copy.optim.reference_batch_size:
+    copy.optim.peak_learning_rate = (copy.optim.learning_rate * copy.train.batch_size /
+                                     copy.optim.reference_batch_size)
+  return copy
+
+
+def write_table(rows, chosen, run_dir):
+  """accel_probe.json (rows and choice) and accel_probe.md (a table) in the run directory."""
+  with open(os.path.join(run_dir, "accel_probe.json"), "w") as f:
+    json.dump({"chosen": chosen, "measured": rows}, f, indent=2)
+  lines = ["| setting | precision | XLA | steps/exec | channels_last | batch | images/s | "
+           "timed loss | accepted | note |", "|---|---|---|---:|---|---:|---:|---:|---|---|"]
+  for row in rows:
+    rate = f"{row['images_per_second']:,.0f}" if row.get("images_per_second") else "-"
+    loss = f"{row['loss']:.4f}" if row.get("loss") is not None else "-"
+    lines.append(f"| {row['switch']} | {row['mixed_precision']} | {row['jit_compile']} | "
+                 f"{row['steps_per_execution']} | {row['channels_last']} | {row['batch_size']} | "
+                 f"{rate} | {loss} | "
+                 f"{'yes' if row['accepted'] else 'no'} | {row.get('note', '')} |")
+  lines.append("")
+  lines.append(f"Chosen: {', '.join(f'{k}={v}' for k, v in chosen.items())}")
+  with open(os.path.join(run_dir, "accel_probe.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")

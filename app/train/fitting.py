@@ -1,0 +1,125 @@
+"""compile + fit with the run's callbacks, and recovery from a diverged loss.
+
+On a NaN or exploding loss the run stops (DivergenceGuard); the checkpoints of earlier epochs
+stay as they were. With train.on_divergence="retry" it reloads the last good epoch's weights,
+halves the learning rate and goes on from that epoch, up to MAX_RETRIES times.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from app import multi_worker
+from app.train import callbacks
+from app.data import pipeline
+from app.core.errors import UsageError
+from app.optim.optimizers import build_optimizer
+from app.optim.schedules import build_schedule
+
+MAX_RETRIES = 2
+
+
+def compile_model(model, config, steps_per_epoch, peak_rate):
+  """Compiles with the config's optimizer, schedule and loss; returns the schedule."""
+  schedule = build_schedule(config.optim, peak_rate, config.train.epochs * steps_per_epoch,
+                            steps_per_epoch)
+  model.compile(
+      optimizer=build_optimizer(config.optim, schedule),
+      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
+      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+      jit_compile=config.runtime.jit_compile,
+      steps_per_execution=config.runtime.steps_per_execution)
+  return schedule
+
+
+def class_weights(data, config):
+  """Balanced weights n / (classes x count) when config.train.class_weights, else None."""
+  if not config.train.class_weights:
+    return None
+  counts = data.class_counts
+  return {k: float(counts.sum() / (len(counts) * c)) for k, c in enumerate(counts) if c}
+
+
+def _backup(model, data, config, strategy, first_epoch):
+  """The run's Backup callback and where it resumes: (backup, epoch, batches done of it). Runs
+  in one phase only (transfer learning's two phases start over when killed)."""
+  if config.train.frozen_epochs or not config.train.backup_dir:
+    return None, first_epoch, 0
+  save_freq = config.train.backup_every_steps or "epoch"
+  backup = callbacks.Backup(config.train.backup_dir, save_freq,
+                            writes=strategy.extended.should_checkpoint)
+  with strategy.scope():
+    model.optimizer.build(model.trainable_variables)
+  resumed = callbacks.Backup.restore(model, config.train.backup_dir)
+  if resumed is None:
+    return backup, first_epoch, 0
+  logging.info("resuming from the backup in %s: epoch %d, %d of its %d steps done",
+               config.train.backup_dir, resumed[0] + 1, resumed[1], data.steps_per_epoch)
+  return backup, resumed[0], resumed[1]
+
+
+def _fit_spans(first, last, skip):
+  """[(first epoch, last epoch, batches to skip)] of the fit calls from `first` (with `skip`
+  batches of it done) to `last`: a mid-epoch start finishes its epoch in a call of its own."""
+  if first >= last:
+    return []
+  if skip:
+    return [(first, first + 1, skip)] + _fit_spans(first + 1, last, 0)
+  return [(first, last, 0)]
+
+
+def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=None):
+  """Trains for config.train.epochs; returns (merged history dict, Timing callback). Epochs are
+  numbered from `first_epoch`: a later phase of a run (app/transfer.py) continues the count.
+  A backup in config.train.backup_dir (a killed run's) is resumed from, at the same batch."""
+  rate, last_epoch = config.optim.peak_learning_rate, first_epoch + config.train.epochs
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    multi_worker.build_before_fit(model, data.train)
+  first_weights = model.get_weights()
+  backup, initial_epoch, skip = _backup(model, data, config, strategy, first_epoch)
+  history, history_start = {}, initial_epoch
+  for attempt in range(MAX_RETRIES + 1):
+    timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule, timing, backup)
+    for span_first, span_last, span_skip in _fit_spans(initial_epoch, last_epoch, skip):
+      train, steps = pipeline.distributed_train(data, strategy, (span_first, span_last), span_skip)
+      if backup:
+        backup.start(span_first, span_skip)
+      result = model.fit(
+          train, epochs=span_last, initial_epoch=span_first, steps_per_epoch=steps - span_skip,
+          validation_data=data.validation, validation_freq=config.train.validation_every_epochs,
+          callbacks=run_callbacks, verbose=2, class_weight=class_weights(data, config),
+          shuffle=False)  # the pipeline shuffles, per epoch (app/data/pipeline.py)
+      for key, values in result.history.items():
+        history.setdefault(key, []).extend(values)
+      if guard.diverged or timing.stopped_by_budget:
+        break
+    skip = 0
+    if not guard.diverged:
+      return history, timing
+    last_good = os.path.join(run_dir, "checkpoints", "last.keras")
+    if config.train.on_divergence != "retry" or attempt == MAX_RETRIES:
+      kept = f"the last good checkpoint {last_good} is intact" if os.path.exists(last_good) else \
+          "no epoch finished, so no checkpoint was written"
+      raise UsageError(
+          f"training diverged at {guard.diverged}; {kept}; lower --learning_rate"
+          + ("" if config.train.on_divergence == "retry" else
+             " or pass --config.train.on_divergence=retry"))
+    # Retry: back to the last good epoch with half the rate, the schedule where it was.
+    initial_epoch = history_start + len(history.get("loss", [])) - 1  # the diverged epoch is redone
+    for key in history:
+      del history[key][initial_epoch - history_start:]
+    rate /= 2
+    logging.warning("training diverged at %s; retrying from epoch %d at learning rate %g",
+                    guard.diverged, initial_epoch + 1, rate)
+    if initial_epoch > first_epoch and os.path.exists(last_good):
+      from app.models import load_model  # pylint: disable=g-import-not-at-top
+      model.set_weights(load_model(last_good).get_weights())
+    else:
+      model.set_weights(first_weights)
+    with strategy.scope():
+      schedule = compile_model(model, config, data.steps_per_epoch, rate)
+      model.optimizer.build(model.trainable_variables)
+      model.optimizer.iterations.assign((initial_epoch - first_epoch) * data.steps_per_epoch)
+  raise AssertionError("unreachable")

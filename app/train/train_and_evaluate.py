@@ -1,0 +1,148 @@
+"""train_and_evaluate(config): resolved config -> data -> model -> fit -> evaluate -> export.
+
+The one readable path through a run. Everything that can reject the input (config, data) runs
+before the run directory is created, so bad input writes nothing.
+"""
+
+import json
+import os
+import platform
+import shutil
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from app import accel, distribute
+from app.train import callbacks
+from app.serving import formats as export_formats
+from app.train import fitting
+from app.serving import parity
+from app.core import plots
+from app.core import run_dir as runs
+from app.serving import saved_model as serving
+from app.train import accel_probe
+from app.train import transfer
+from app import config as config_lib
+from app.data import augment, checks, pipeline, sources
+from app.models import build_model, init_from_data
+
+
+def _images_trained(data, timing, resumed_from, config):
+  """Images the timed epochs trained on: a run resumed mid-epoch skipped part of its first."""
+  skipped = resumed_from["batches_done"] * config.train.batch_size if resumed_from else 0
+  return max(data.num_train * len(timing.train_seconds_per_epoch) - skipped, 1)
+
+
+def train_and_evaluate(config, fold=None):
+  """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
+  is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
+  of the training split (app.cross_validation)."""
+  role = distribute.role(config.runtime)
+  if not role.is_chief:  # only the chief writes the run directory and the export
+    config = distribute.worker_config(config, role)
+  run_dir = config.output_dir
+  config_lib.check_output_dir(run_dir, config.train.backup_dir)
+  # First TensorFlow work: MultiWorkerMirroredStrategy and split CPU devices must come before any.
+  strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
+  keras.utils.set_random_seed(config.seed)
+
+  # === Data ===
+  source = sources.load(config.data)  # first: it rejects bad data dirs
+  source, data_report = checks.check_source(source, config.data)
+
+  # === Runtime === (--accel=auto measures the switches first: app/accel_probe.py)
+  accel.set_precision(config.runtime)
+  build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
+                                        drop_remainder=c.runtime.jit_compile, fold=fold)
+  probed, started = None, role.is_chief and config_lib.resumed_config(config)
+  if config.runtime.accel == "auto" and started:  # resuming: the switches the run started with
+    probed = (accel_probe.settings_of(started), [])
+  elif config.runtime.accel == "auto":
+    probed = accel_probe.probe(config, build_data, strategy)
+  if probed:
+    config = accel_probe.apply(config, probed[0])
+    accel.set_precision(config.runtime)
+  data = build_data(config)
+  logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
+               source.description, len(data.class_names), data.num_train, data.num_validation,
+               data.num_test, data.image_shape)
+
+  # === Model === (a weights file that does not fit, or images too small, stop the run here)
+  total_steps = config.train.epochs * data.steps_per_epoch
+  with strategy.scope():
+    model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
+                        data.variance,
+                        augment.parse(config.data.augment_on_device, on_device=True).layers())
+    schedule = fitting.compile_model(model, config, data.steps_per_epoch,
+                                     config.optim.peak_learning_rate)
+  init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families
+  logging.info("model: %s, %d parameters", model.name, model.count_params())
+
+  # === Run directory === (only now: everything above may still reject the input)
+  os.makedirs(run_dir, exist_ok=True)
+  config_lib.save(config, os.path.join(run_dir, "config.yaml"))
+  with open(os.path.join(run_dir, "data_report.json"), "w") as f:
+    json.dump(data_report, f, indent=2)
+  if probed and probed[1]:
+    accel_probe.write_table(probed[1], probed[0], run_dir)
+
+  plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
+                               os.path.join(run_dir, "learning_rate.png"))
+
+  # === Fit === (transfer learning trains the head, then fine-tunes: app/transfer.py)
+  resumed_from = callbacks.Backup.read(config.train.backup_dir)  # a killed run's last backup
+  if config.train.frozen_epochs:
+    history, timing = transfer.fit_two_phase(model, data, config, run_dir, strategy)
+  else:
+    history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy)
+  transfer.save_backbone_weights(model, run_dir)  # backbone.weights.h5, for a later --weights
+  train_seconds = timing.elapsed_seconds
+  plots.training_curves(history, os.path.join(run_dir, "training_curves.png"),
+                        config.train.validation_every_epochs)
+
+  # === Evaluate ===
+  test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
+  metrics = {
+      "test_accuracy": float(test_accuracy),
+      "test_loss": float(test_loss),
+      "test_split": data.test_split,
+      "validation_accuracy": float(history["val_accuracy"][-1]) if "val_accuracy" in history
+                             else None,
+      "epochs_completed": len(history["loss"]),
+      "train_seconds": train_seconds,
+      # train.time_budget_seconds: where the budget stopped training (None: it ran every epoch)
+      "stopped_by_time_budget": timing.stopped_by_budget,
+      "train_images_per_second": _images_trained(data, timing, resumed_from, config) /
+                                 sum(timing.train_seconds_per_epoch),
+      "parameters": model.count_params(),
+      "num_train": data.num_train,
+      "num_validation": data.num_validation,
+      "num_test": data.num_test,
+      "class_names": data.class_names,
+      "strategy": strategy_reason,
+      "worker": {"index": role.index, "count": role.count, "chief": role.is_chief},
+      "resumed_from": resumed_from,
+      "accel": probed[0] if probed else None,
+      "export_path": None,
+      "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                   "python": platform.python_version()},
+  }
+  logging.info("test accuracy %.4f, loss %.4f (%s split), %.1f s of training",
+               test_accuracy, test_loss, data.test_split, train_seconds)
+
+  # === Export === (float32 whatever the training precision; checked on held-out images)
+  if config.export.enabled:
+    metrics["export_path"] = serving.export_saved_model(
+        model, config.export.dir, config.name, data.class_names,
+        runs.export_metadata(config, metrics),
+        parity_images=parity.take_images(data.test, config.export.parity_images),
+        formats=export_formats.parse(config.export.formats))
+    logging.info("exported %s", metrics["export_path"])
+  with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+    json.dump(metrics, f, indent=2)
+  if role.is_chief:  # the run is complete: nothing left to resume
+    callbacks.Backup.remove(config.train.backup_dir)
+  else:
+    shutil.rmtree(run_dir, ignore_errors=True)
+  return metrics

@@ -1,0 +1,27 @@
+"""app/parity.py: the records of the export parity check, and the held-out images it uses."""
+
+import numpy as np
+import tensorflow as tf
+
+from app.serving import parity
+
+
+def test_compare_records_the_largest_difference_and_top1_agreement():
+  reference = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+  close = reference + np.array([[4e-6, -4e-6, 0], [0, 0, 0]])
+  assert parity.compare(close, reference, 1e-5) == {
+      "images": 2, "max_abs_diff": parity.compare(close, reference, 1e-5)["max_abs_diff"],
+      "tolerance": 1e-5, "top1_agreement": 1.0, "passed": True}
+  assert abs(parity.compare(close, reference, 1e-5)["max_abs_diff"] - 4e-6) < 1e-12
+  swapped = reference[:, ::-1]
+  record = parity.compare(swapped, reference, 1e-5)
+  assert not record["passed"] and record["top1_agreement"] == 0.0
+
+
+def test_take_images_returns_the_first_images_as_uint8():
+  images = np.arange(10 * 2 * 2 * 1, dtype=np.float32).reshape(10, 2, 2, 1) % 256
+  dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(10))).batch(4)
+  taken = parity.take_images(dataset, 6)
+  assert taken.dtype == np.uint8 and taken.shape == (6, 2, 2, 1)
+  np.testing.assert_array_equal(taken, images[:6].astype(np.uint8))
+  assert len(parity.take_images(dataset, 64)) == 10  # a split smaller than asked: all of it

@@ -1,0 +1,164 @@
+"""app/serving.py: versioned, atomic, float32 SavedModel exports whose signatures serve what the
+Keras model computes (resized, decoded and named in the graph), checked at export."""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from app.serving import parity
+from app.serving import saved_model as serving
+from app.core.errors import UsageError
+from configs import default
+
+CLASSES = ["ant", "bee", "cat"]
+
+
+@pytest.fixture(scope="module")
+def model(make_tiny_model):
+  return make_tiny_model()
+
+
+@pytest.fixture(scope="module")
+def images():
+  return np.random.default_rng(0).integers(0, 256, (16, 12, 12, 1), dtype=np.uint8)
+
+
+def tree_digest(path):
+  digests = {}
+  for directory, _, files in os.walk(path):
+    for name in files:
+      with open(os.path.join(directory, name), "rb") as f:
+        digests[os.path.relpath(os.path.join(directory, name), path)] = (
+            hashlib.sha256(f.read()).hexdigest())
+  return digests
+
+
+def test_two_exports_make_versions_1_and_2_and_leave_1_untouched(tmp_path, model, images):
+  metadata = {"metrics": {"test_accuracy": 0.5}}
+  first = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, metadata, images)
+  assert first == os.path.join(str(tmp_path), "tiny", "1")
+  before = tree_digest(first)
+  second = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, metadata, images)
+  assert second == os.path.join(str(tmp_path), "tiny", "2")
+  assert tree_digest(first) == before
+  assert sorted(os.listdir(tmp_path / "tiny")) == ["1", "2"]  # no hidden .export-* left behind
+  assert serving.existing_versions(str(tmp_path / "tiny")) == [1, 2]
+  for version, path in ((1, first), (2, second)):
+    written = serving.read_metadata(path)
+    assert written["version"] == version
+    assert written["metrics"] == {"test_accuracy": 0.5}
+    assert written["class_names"] == CLASSES and written["input_shape"] == [12, 12, 1]
+    assert written["dtype"] == "float32"
+    assert set(written["signatures"]) == {"serving_default", "serve_uint8", "serve_bytes", "serve"}
+    assert written["preprocessing"]["normalize"] == {"mean": [100.0], "variance": [3000.0]}
+  assert metadata == {"metrics": {"test_accuracy": 0.5}}  # caller's dict untouched
+
+
+def test_signatures_resize_decode_and_name_the_classes(tmp_path, model, images):
+  path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {}, images)
+  loaded = tf.saved_model.load(path)
+  expected = model.predict(images.astype(np.float32), verbose=0)
+
+  outputs = loaded.signatures["serving_default"](images=tf.constant(images, tf.float32))
+  np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-6)
+  ids, names = outputs["top_class_ids"].numpy(), outputs["top_class_names"].numpy()
+  assert ids.shape == (16, 3) and ids.dtype == np.int32
+  np.testing.assert_array_equal(ids[:, 0], expected.argmax(-1))
+  assert [[n.decode() for n in row] for row in names] == [[CLASSES[i] for i in row] for row in ids]
+  np.testing.assert_allclose(outputs["top_probabilities"][:, 0], expected.max(-1), atol=1e-6)
+  np.testing.assert_allclose(loaded.signatures["serve_uint8"](images=tf.constant(images))[
+      "probabilities"], expected, atol=1e-6)
+  np.testing.assert_allclose(loaded.serve(images.astype(np.float32)), expected, atol=1e-6)
+
+  # Any size: a 20x20 batch is resized in the graph as the training pipeline resizes (bilinear,
+  # clipped, rounded), and a PNG of it through serve_bytes gives the same answer.
+  large = np.random.default_rng(1).integers(0, 256, (2, 20, 20, 1), dtype=np.uint8)
+  resized = np.round(np.clip(tf.image.resize(large.astype(np.float32), [12, 12]), 0, 255))
+  expected_large = model.predict(resized, verbose=0)
+  served = loaded.signatures["serving_default"](images=tf.constant(large, tf.float32))
+  np.testing.assert_allclose(served["probabilities"], expected_large, atol=1e-6)
+  encoded = tf.stack([tf.io.encode_png(image) for image in large])
+  from_bytes = loaded.signatures["serve_bytes"](image_bytes=encoded)
+  np.testing.assert_allclose(from_bytes["probabilities"], expected_large, atol=1e-6)
+
+
+def test_parity_is_checked_on_every_signature_and_recorded(tmp_path, model, images):
+  path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {}, images)
+  checks = serving.read_metadata(path)["parity"]
+  for signature in ("serving_default", "serve_uint8", "serve_bytes", "serve"):
+    record = checks[f"saved_model/{signature}"]
+    assert record["passed"] and record["images"] == 16, record
+    assert record["max_abs_diff"] <= 1e-5 and record["tolerance"] == 1e-5
+  assert checks["saved_model/float_dtypes"] == {"dtypes": ["float32"], "passed": True}
+
+
+def test_a_failed_parity_check_exports_nothing(tmp_path, model, images, monkeypatch):
+  monkeypatch.setattr(parity, "SAVED_MODEL_TOLERANCE", -1.0)  # nothing can pass
+  with pytest.raises(parity.ParityError, match="nothing was exported"):
+    serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {}, images)
+  assert os.listdir(tmp_path / "tiny") == []
+
+
+def test_a_mixed_precision_model_exports_a_float32_graph(tmp_path, images, make_tiny_model):
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    mixed = make_tiny_model()
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  assert {layer.dtype_policy.name for layer in mixed._flatten_layers()} >= {"mixed_bfloat16"}  # pylint: disable=protected-access
+  twin = serving.float32_model(mixed)
+  assert {layer.dtype_policy.name for layer in twin._flatten_layers()} == {"float32"}  # pylint: disable=protected-access
+
+  path = serving.export_saved_model(mixed, str(tmp_path), "mixed", CLASSES, {}, images)
+  loaded = tf.saved_model.load(path)
+  assert {v.dtype for v in loaded.variables if v.dtype.is_floating} == {tf.float32}
+  served = loaded.signatures["serving_default"](images=tf.constant(images, tf.float32))
+  assert served["probabilities"].dtype == tf.float32
+  np.testing.assert_allclose(served["probabilities"], twin.predict(images.astype(np.float32),
+                                                                   verbose=0), atol=1e-5)
+  # bfloat16 keeps 8 bits of mantissa: the trained model and its float32 copy agree to ~1e-2.
+  np.testing.assert_allclose(served["probabilities"], mixed.predict(images.astype(np.float32),
+                                                                    verbose=0), atol=5e-2)
+  assert serving.read_metadata(path)["parity"]["saved_model/float_dtypes"]["passed"]
+
+
+def test_a_float32_model_is_exported_as_it_is(model):
+  assert serving.float32_model(model) is model
+
+
+def test_next_version_follows_the_highest(tmp_path, model):
+  os.makedirs(tmp_path / "tiny" / "7")
+  os.makedirs(tmp_path / "tiny" / "notes")
+  path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {})
+  assert path == os.path.join(str(tmp_path), "tiny", "8")
+  assert serving.read_metadata(path)["parity"] == {}  # no images given: nothing to check on
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "/abs", "../up", "a\\b", ".hidden"])
+def test_names_that_are_not_one_plain_folder_are_refused(tmp_path, model, name):
+  with pytest.raises(UsageError, match="plain folder name"):
+    serving.export_saved_model(model, str(tmp_path), name, CLASSES, {})
+  assert not os.listdir(tmp_path)
+
+
+def test_load_export_refuses_what_is_not_an_export(tmp_path, model):
+  with pytest.raises(UsageError, match="is not a SavedModel .* saved_models/<name>/1"):
+    serving.load_export(str(tmp_path))
+  path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {})
+  with pytest.raises(UsageError, match=f"pass a version folder such as {path}"):
+    serving.load_export(str(tmp_path / "tiny"))
+  os.remove(os.path.join(path, serving.METADATA_FILE))
+  with pytest.raises(UsageError, match="without assets.extra/metadata.json"):
+    serving.load_export(path)
+
+
+def test_metadata_is_json_with_the_recipe(tmp_path, model):
+  recipe = default.get_config().to_dict()
+  path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {"config": recipe})
+  with open(os.path.join(path, serving.METADATA_FILE)) as f:
+    assert json.load(f)["config"]["export"]["dir"] == "saved_models"

@@ -1,0 +1,175 @@
+"""app/fitting.py and the callbacks it wires: divergence stop and retry, EMA, early stopping."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from app import config as config_lib
+from app.train import callbacks
+from app.train import train_and_evaluate as training
+from app.core.errors import UsageError
+from app.models import load_model
+from configs import default
+
+
+def tiny_config(tmp_path, **changes):
+  config = default.get_config()
+  config.data.limit = 512
+  config.model.name = "vgg"
+  config.model.width = 4
+  config.model.depth = 1
+  config.train.epochs = 3
+  config.train.batch_size = 128
+  config.optim.name = "sgd"
+  config.optim.learning_rate = 0.05
+  config.output_dir = str(tmp_path / "run")
+  config.export.dir = str(tmp_path / "exports")
+  for key, value in changes.items():
+    section, leaf = key.split(".")
+    config[section][leaf] = value
+  return config_lib.resolve(config)
+
+
+class _PoisonOnce(keras.callbacks.Callback):
+  """Plants NaNs in the classifier's kernel when epoch `epoch` (0-based) first begins (in a conv
+  kernel ReLU would turn them into zeros on this CPU)."""
+
+  def __init__(self, epoch):
+    super().__init__()
+    self.epoch, self.done = epoch, False
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.epoch and not self.done:
+      self.done = True
+      kernel = next(v for v in self.model.trainable_variables if "logits/kernel" in v.path)
+      kernel.assign(np.full(kernel.shape, np.nan, kernel.dtype))
+
+
+@pytest.fixture
+def plant(monkeypatch):
+  """Adds extra callbacks after the run's own ones."""
+
+  def add(*extra, first=()):
+    build = callbacks.build
+
+    def build_with_extra(*args):
+      timing, guard, run_callbacks = build(*args)
+      return timing, guard, list(first) + run_callbacks + list(extra)
+
+    monkeypatch.setattr(callbacks, "build", build_with_extra)
+
+  return add
+
+
+def test_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, plant):
+  plant(_PoisonOnce(epoch=1))
+  config = tiny_config(tmp_path)
+  with pytest.raises(UsageError, match=r"diverged at epoch 2, step 1 \(loss nan\).*intact"):
+    training.train_and_evaluate(config)
+  last = os.path.join(config.output_dir, "checkpoints", "last.keras")
+  weights = load_model(last).get_weights()  # epoch 1's checkpoint loads and is finite
+  assert all(np.isfinite(w).all() for w in weights)
+  assert not os.path.exists(os.path.join(config.output_dir, "metrics.json"))
+
+
+def test_retry_resumes_from_the_last_good_epoch_at_half_the_rate(tmp_path, plant):
+  plant(_PoisonOnce(epoch=1))
+  config = tiny_config(tmp_path, **{"train.on_divergence": "retry"})
+  metrics = training.train_and_evaluate(config)
+  assert metrics["epochs_completed"] == 3
+  history = [line.split(",") for line in open(os.path.join(config.output_dir, "history.csv"))]
+  header = history[0]
+  rates = [float(row[header.index("learning_rate")]) for row in history[1:]]
+  assert rates[-1] == pytest.approx(0.025)  # constant schedule, halved after the divergence
+  assert np.isfinite(metrics["test_loss"])
+
+
+class _RecordRawWeights(keras.callbacks.Callback):
+  def on_train_batch_end(self, batch, logs=None):
+    self.raw = [np.array(v) for v in self.model.trainable_variables]
+
+
+def test_ema_weights_differ_from_raw_and_are_evaluated_checkpointed_and_exported(tmp_path, plant):
+  recorder = _RecordRawWeights()
+  plant(recorder)
+  config = tiny_config(tmp_path, **{"optim.ema": True, "optim.ema_momentum": 0.9})
+  metrics = training.train_and_evaluate(config)
+  trained = load_model(os.path.join(config.output_dir, "checkpoints", "last.keras"))
+  final = [np.array(v) for v in trained.trainable_variables]
+  assert any(not np.allclose(a, b) for a, b in zip(final, recorder.raw))  # EMA != raw weights
+  import tensorflow as tf
+  exported = tf.saved_model.load(metrics["export_path"])
+  images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+  np.testing.assert_allclose(exported.serve(images), trained.predict(images, verbose=0), atol=1e-5)
+
+
+class _StopAfter(keras.callbacks.Callback):
+  def __init__(self, epoch):
+    super().__init__()
+    self.epoch = epoch
+
+  def on_epoch_end(self, epoch, logs=None):
+    if epoch == self.epoch:
+      self.model.stop_training = True
+
+
+def test_ema_weights_stay_when_training_stops_before_the_last_epoch(tmp_path, plant):
+  recorder = _RecordRawWeights()
+  plant(recorder, first=[_StopAfter(epoch=1)])  # stops at epoch 2 of 3, as EarlyStopping would
+  config = tiny_config(tmp_path, **{"optim.ema": True, "optim.ema_momentum": 0.9})
+  metrics = training.train_and_evaluate(config)
+  assert metrics["epochs_completed"] == 2
+  import tensorflow as tf
+  exported = tf.saved_model.load(metrics["export_path"])
+  checkpoint = load_model(os.path.join(config.output_dir, "checkpoints", "last.keras"))
+  images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+  ema_outputs = checkpoint.predict(images, verbose=0)
+  np.testing.assert_allclose(exported.serve(images), ema_outputs, atol=1e-5)
+  for variable, raw in zip(checkpoint.trainable_variables, recorder.raw):
+    variable.assign(raw)
+  assert not np.allclose(checkpoint.predict(images, verbose=0), ema_outputs, atol=1e-4)
+
+
+def test_cross_validation_reports_mean_and_std_over_folds(tmp_path):
+  from app.train import cross_validation
+  config = tiny_config(tmp_path, **{"train.cv_folds": 3, "train.epochs": 1})
+  summary = cross_validation.cross_validate(config)
+  assert summary["cv_folds"] == 3 and len(summary["validation_accuracy_per_fold"]) == 3
+  assert summary["validation_accuracy_mean"] == pytest.approx(
+      np.mean(summary["validation_accuracy_per_fold"]))
+  assert summary["validation_accuracy_std"] >= 0
+  saved = json.load(open(os.path.join(config.output_dir, "cv_metrics.json")))
+  assert saved == summary
+  for k in (1, 2, 3):
+    fold = json.load(open(os.path.join(config.output_dir, f"fold-{k}", "metrics.json")))
+    assert fold["num_validation"] in (170, 171) and fold["export_path"] is None
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
+  config = tiny_config(tmp_path, **{"train.early_stopping_patience": 1, "train.epochs": 6,
+                                    "optim.learning_rate": 1e-7})  # no progress after epoch 1
+  metrics = training.train_and_evaluate(config)
+  assert metrics["epochs_completed"] == 2
+  import tensorflow as tf
+  exported = tf.saved_model.load(metrics["export_path"])
+  best = load_model(os.path.join(config.output_dir, "checkpoints", "best.keras"))
+  images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
+  np.testing.assert_allclose(exported.serve(images), best.predict(images, verbose=0), atol=1e-5)
+
+
+def test_a_retry_keeps_one_clock_and_the_best_checkpoint_of_the_whole_run(tmp_path, plant):
+  plant(_PoisonOnce(epoch=2))
+  config = tiny_config(tmp_path, **{"train.on_divergence": "retry", "train.epochs": 4})
+  metrics = training.train_and_evaluate(config)
+  history = [line.strip().split(",") for line in open(os.path.join(config.output_dir, "history.csv"))]
+  header, rows = history[0], history[1:]
+  elapsed = [float(row[header.index("elapsed_seconds")]) for row in rows]
+  assert elapsed == sorted(elapsed)  # the retry does not restart the clock
+  assert metrics["train_seconds"] >= elapsed[-1]
+  best = json.load(open(os.path.join(config.output_dir, "checkpoints", "best.json")))
+  accuracies = [float(row[header.index("val_accuracy")]) for row in rows]
+  finite = [a for a in accuracies if np.isfinite(a)]
+  assert best["val_accuracy"] == pytest.approx(max(finite))
