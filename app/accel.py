@@ -1,7 +1,6 @@
 """Acceleration switches: the mixed-precision policy (XLA and steps_per_execution go to compile),
 and what the devices here support."""
 
-import contextlib
 import functools
 import time
 
@@ -24,17 +23,6 @@ def set_layout(channels_last):
   turns that layout optimizer off so every op runs NHWC. Applies to functions traced after it."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.optimizer.set_experimental_options({"layout_optimizer": not channels_last})
-
-
-@contextlib.contextmanager
-def float32_policy():
-  """Builds inside this block use float32, e.g. the serving twin of a mixed-precision model."""
-  previous = keras.mixed_precision.global_policy()
-  keras.mixed_precision.set_global_policy("float32")
-  try:
-    yield
-  finally:
-    keras.mixed_precision.set_global_policy(previous)
 
 
 def _cpu_flags():

@@ -1,8 +1,10 @@
 """Config validation and resolution: the one place that says "bad config".
 
-`validate(config)` checks every key up front and raises UsageError naming the key, the value and
-the fix. `resolve(config)` then fills what is derived from the flags (run directory, export name,
-the learning rate after the scaling rule), so deep code reads plain values and re-checks nothing.
+`validate(config)` checks every key up front, section by section, and raises UsageError naming the
+key, the value and the fix. `resolve(config)` then computes every derived value once (run
+directory, learning rate after the scaling rule, warmup, strategy, export formats), so the stages
+read plain values, re-check nothing and never call back here. The run directory's own files
+(config.yaml, resuming) are app/core/run_dir.py's.
 """
 
 import datetime
@@ -10,7 +12,6 @@ import os
 import re
 
 import ml_collections
-import yaml
 
 from app.core.errors import UsageError
 
@@ -30,25 +31,25 @@ def _positive(value, key, flag):
 
 
 def validate(config):
-  """Raises UsageError on the first bad key. Imports the registries, so names are checked too."""
-  from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
-  from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
-  from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
-  from app.models import MODELS  # pylint: disable=g-import-not-at-top
-  from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
-  from app.optim.schedules import SCHEDULES  # pylint: disable=g-import-not-at-top
-
+  """Raises UsageError on the first bad key, section by section in the schema's order. Imports
+  the registries, so names are checked too."""
   _require(_NAME.match(config.name),
            f"name {config.name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
-  DATASETS.get(dataset_kind(config.data.name))
-  MODELS.get(config.model.name)
-  OPTIMIZERS.get(config.optim.name)
-  SCHEDULES.get(config.optim.schedule)
-  parse_augment(config.data.augment)
-  parse_augment(config.data.augment_on_device, on_device=True)
+  _validate_data(config.data)
+  _validate_model(config.model)
+  _validate_transfer(config)
+  _validate_train(config.train)
+  _validate_optim(config.optim, config.train)
+  _validate_runtime(config.runtime)
+  _validate_export(config.export)
 
-  data, model, train, optim, runtime = (
-      config.data, config.model, config.train, config.optim, config.runtime)
+
+def _validate_data(data):
+  from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
+  from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
+  DATASETS.get(dataset_kind(data.name))
+  parse_augment(data.augment)
+  parse_augment(data.augment_on_device, on_device=True)
   _require(data.image_size >= 0, f"data.image_size must be 0 (as stored) or a side in pixels; "
            f"received {data.image_size}")
   _require(data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3; received {data.channels}")
@@ -61,6 +62,11 @@ def validate(config):
   _require(data.in_memory_max_gb >= 0, "data.in_memory_max_gb must be >= 0 (0 = never)")
   _require(data.limit >= 0, f"data.limit must be >= 0 (0 = all images); received {data.limit}")
   _require(data.shuffle_buffer >= 0, "data.shuffle_buffer must be >= 0 (0 = whole split)")
+
+
+def _validate_model(model):
+  from app.models import MODELS  # pylint: disable=g-import-not-at-top
+  MODELS.get(model.name)
   _require(model.width >= 0 and model.depth >= 0,
            "model.width and model.depth must be >= 0 (0 = the family's default)")
   _require(0 <= model.dropout < 1, f"model.dropout must be in [0, 1); received {model.dropout}")
@@ -73,39 +79,19 @@ def validate(config):
            f"{model.bn_bias_lr_scale}")
   _require(model.tta in ("", "flip", "flip_translate"),
            f"model.tta must be '' (none), 'flip' or 'flip_translate'; received {model.tta!r}")
-  _validate_transfer(config)
+
+
+def _validate_train(train):
   _positive(train.epochs, "train.epochs", "--epochs=10")
+  _positive(train.batch_size, "train.batch_size", "--batch_size=128")
+  _require(0 <= train.label_smoothing < 1,
+           f"train.label_smoothing must be in [0, 1); received {train.label_smoothing}")
+  _positive(train.validation_every_epochs, "train.validation_every_epochs",
+            "--config.train.validation_every_epochs=1")
+  _require(train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0 (0 = off)")
   _require(train.backup_every_steps >= 0,
            f"train.backup_every_steps must be >= 0 (0 = epoch ends only); received "
            f"{train.backup_every_steps}")
-  _positive(train.batch_size, "train.batch_size", "--batch_size=128")
-  _positive(train.validation_every_epochs, "train.validation_every_epochs",
-            "--config.train.validation_every_epochs=1")
-  _require(0 <= train.label_smoothing < 1,
-           f"train.label_smoothing must be in [0, 1); received {train.label_smoothing}")
-  _positive(optim.learning_rate, "optim.learning_rate (the learning rate)", "--learning_rate=0.01")
-  _require(optim.reference_batch_size >= 0,
-           "optim.reference_batch_size must be >= 0 (0 = no batch-size scaling)")
-  _require(optim.weight_decay >= 0 and optim.clipnorm >= 0,
-           "optim.weight_decay and optim.clipnorm must be >= 0 (0 = off)")
-  _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1); received {optim.momentum}")
-  _require(optim.name != "lion" or optim.momentum > 0,
-           "optim.momentum is Lion's beta_1 and must be > 0; pass e.g. --config.optim.momentum=0.9")
-  _require(0 <= optim.warmup_epochs < train.epochs,
-           f"optim.warmup_epochs={optim.warmup_epochs} must be >= 0 and shorter than "
-           f"train.epochs={train.epochs}; lower --config.optim.warmup_epochs")
-  _require(0 <= optim.final_fraction <= 1, "optim.final_fraction must be in [0, 1]")
-  _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
-           "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
-
-  profile = _PROFILE_STEPS.match(str(train.profile_steps))
-  _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
-           f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
-           f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
-  _require(train.time_budget_seconds >= 0,
-           f"train.time_budget_seconds must be >= 0 (0 = no limit); received "
-           f"{train.time_budget_seconds}")
-  _require(train.early_stopping_patience >= 0, "train.early_stopping_patience must be >= 0 (0 = off)")
   _require(train.on_divergence in ("stop", "retry"),
            f"train.on_divergence must be 'stop' or 'retry'; received {train.on_divergence!r}")
   _require(train.divergence_factor > 1,
@@ -113,22 +99,63 @@ def validate(config):
   _require(train.cv_folds == 0 or train.cv_folds >= 2,
            f"cv_folds={train.cv_folds}: cross-validation needs at least 2 folds; pass --cv_folds=5, "
            "or 0 for a single run")
+  _require(train.time_budget_seconds >= 0,
+           f"train.time_budget_seconds must be >= 0 (0 = no limit); received "
+           f"{train.time_budget_seconds}")
+  profile = _PROFILE_STEPS.match(str(train.profile_steps))
+  _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
+           f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
+           f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
+
+
+def warmup_epochs(optim, train):
+  """The warmup in epochs: optim.warmup_fraction of train.epochs when set, else warmup_epochs."""
+  return optim.warmup_fraction * train.epochs if optim.warmup_fraction else optim.warmup_epochs
+
+
+def _validate_optim(optim, train):
+  from app.optim.optimizers import OPTIMIZERS  # pylint: disable=g-import-not-at-top
+  from app.optim.schedules import SCHEDULES  # pylint: disable=g-import-not-at-top
+  OPTIMIZERS.get(optim.name)
+  SCHEDULES.get(optim.schedule)
+  _positive(optim.learning_rate, "optim.learning_rate (the learning rate)", "--learning_rate=0.01")
+  _require(optim.reference_batch_size >= 0,
+           "optim.reference_batch_size must be >= 0 (0 = no batch-size scaling)")
+  _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1); received {optim.momentum}")
+  _require(optim.name != "lion" or optim.momentum > 0,
+           "optim.momentum is Lion's beta_1 and must be > 0; pass e.g. --config.optim.momentum=0.9")
+  _require(optim.weight_decay >= 0 and optim.clipnorm >= 0,
+           "optim.weight_decay and optim.clipnorm must be >= 0 (0 = off)")
+  _require(0 <= optim.warmup_fraction < 1,
+           f"optim.warmup_fraction must be in [0, 1) (a fraction of train.epochs); received "
+           f"{optim.warmup_fraction}")
+  _require(not (optim.warmup_fraction and optim.warmup_epochs),
+           "optim.warmup_fraction and optim.warmup_epochs both set the warmup; set one of them "
+           "(the other to 0)")
+  _require(0 <= warmup_epochs(optim, train) < train.epochs,
+           f"optim.warmup_epochs={warmup_epochs(optim, train)} must be >= 0 and shorter than "
+           f"train.epochs={train.epochs}; lower --config.optim.warmup_epochs")
+  _require(0 <= optim.final_fraction <= 1, "optim.final_fraction must be in [0, 1]")
+  _require(optim.decay_epochs > 0 and 0 < optim.decay_rate <= 1,
+           "optim.decay_epochs must be > 0 and optim.decay_rate in (0, 1]")
+  steps = list(optim.step_epochs)
+  _require(optim.schedule != "multistep" or (steps and steps == sorted(steps) and steps[0] > 0),
+           f"optim.step_epochs must be increasing positive epochs for multistep; received {steps}")
+  _require(optim.power > 0, f"optim.power must be > 0; received {optim.power}")
+  _require(optim.plateau_patience >= 1, "optim.plateau_patience must be >= 1 epoch")
   _require(optim.clipvalue >= 0, "optim.clipvalue must be >= 0 (0 = off)")
   _require(optim.gradient_accumulation_steps >= 1, "optim.gradient_accumulation_steps must be >= 1")
+  _require(0 < optim.ema_momentum < 1,
+           f"optim.ema_momentum must be in (0, 1); received {optim.ema_momentum}")
   _require(optim.lookahead_every >= 0,
            f"optim.lookahead_every must be >= 0 (0 = off); received {optim.lookahead_every}")
   _require(0 <= optim.lookahead_decay < 1,
            f"optim.lookahead_decay must be in [0, 1); received {optim.lookahead_decay}")
   _require(not (optim.ema and optim.lookahead_every),
            "optim.ema and optim.lookahead_every both average the weights; use one of them")
-  _require(0 < optim.ema_momentum < 1,
-           f"optim.ema_momentum must be in (0, 1); received {optim.ema_momentum}")
-  _require(optim.power > 0, f"optim.power must be > 0; received {optim.power}")
-  _require(optim.plateau_patience >= 1, "optim.plateau_patience must be >= 1 epoch")
-  steps = list(optim.step_epochs)
-  _require(optim.schedule != "multistep" or (steps and steps == sorted(steps) and steps[0] > 0),
-           f"optim.step_epochs must be increasing positive epochs for multistep; received {steps}")
 
+
+def _validate_runtime(runtime):
   _require(runtime.strategy in STRATEGIES,
            f"unknown strategy {runtime.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
   _require(runtime.mixed_precision in PRECISIONS,
@@ -157,9 +184,12 @@ def validate(config):
            f"--strategy={runtime.strategy}")
   _positive(runtime.steps_per_execution, "runtime.steps_per_execution",
             "--config.runtime.steps_per_execution=1")
-  parse_export_formats(config.export.formats)
-  _positive(config.export.parity_images, "export.parity_images",
-            "--config.export.parity_images=64")
+
+
+def _validate_export(export):
+  from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
+  parse_export_formats(export.formats)
+  _positive(export.parity_images, "export.parity_images", "--config.export.parity_images=64")
 
 
 def _validate_multi_worker(runtime):
@@ -202,13 +232,19 @@ def _validate_transfer(config):
   if train.frozen_epochs:
     phases = [train.frozen_epochs] + [train.epochs - train.frozen_epochs] * (
         train.epochs > train.frozen_epochs)
-    _require(optim.warmup_epochs < min(phases),
-             f"optim.warmup_epochs={optim.warmup_epochs} must be shorter than each transfer phase "
+    _require(warmup_epochs(optim, train) < min(phases),
+             f"optim.warmup_epochs={warmup_epochs(optim, train)} must be shorter than each transfer phase "
              f"({' and '.join(map(str, phases))} epochs); lower --config.optim.warmup_epochs")
 
 
-def resolve(config, now=None):
-  """Validated config -> an unlocked copy with derived values filled in (see module docstring)."""
+def resolve(config, now=None, strategy=None):
+  """Validated config -> an unlocked copy with every derived value filled in, computed here once:
+  the run and backup directories, the learning rate (from an lr_find.json, then scaled to the
+  batch), the warmup in epochs, and in `derived` the strategy the run uses (with the reason) and
+  the export formats. `strategy` = (name, reason) from app.distribute.initialize (the command
+  computes it before TensorFlow starts); None computes it here."""
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
   validate(config)
   resolved = ml_collections.ConfigDict(config.to_dict())
   if not resolved.output_dir:
@@ -217,76 +253,14 @@ def resolve(config, now=None):
   if not resolved.train.backup_dir:
     resolved.train.backup_dir = os.path.join(resolved.output_dir, "backup")
   optim = resolved.optim
-  if optim.learning_rate_from:
-    optim.learning_rate = _suggested_rate(optim.learning_rate_from)
+  if optim.learning_rate_from:  # an lr_find.json (python -m app.lr_find): its suggested rate
+    from app.optim.lr_find import read_suggested_rate  # pylint: disable=g-import-not-at-top
+    optim.learning_rate = read_suggested_rate(optim.learning_rate_from)
   scale = resolved.train.batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
-  resolved.optim.peak_learning_rate = optim.learning_rate * scale
+  optim.peak_learning_rate = optim.learning_rate * scale
+  optim.warmup_epochs = warmup_epochs(optim, resolved.train)
+  name, reason = strategy or distribute.strategy_name(resolved.runtime)
+  resolved.derived = ml_collections.ConfigDict({
+      "strategy": name, "strategy_reason": reason,
+      "export_formats": list(parse_export_formats(resolved.export.formats))})
   return resolved
-
-
-def _suggested_rate(path):
-  """The suggested learning rate of an lr_find.json written by python -m app.lr_find."""
-  import json  # pylint: disable=g-import-not-at-top
-  try:
-    with open(path) as f:
-      rate = float(json.load(f)["suggested_learning_rate"])
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise UsageError(f"optim.learning_rate_from={path} is not an lr_find.json ({e}); run "
-                     "python -m app.lr_find and pass its output_dir/lr_find.json") from None
-  _require(rate > 0, f"{path} suggests a non-positive learning rate {rate}")
-  return rate
-
-
-def check_output_dir(path, backup_dir=None):
-  """A run directory must be new or empty, or hold the backup of an unfinished run (which is
-  then resumed): a finished run is never overwritten."""
-  if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
-    return
-  resumable = (backup_dir and os.path.exists(os.path.join(backup_dir, "state.json"))
-               and not os.path.exists(os.path.join(path, "metrics.json")))
-  if not resumable:
-    raise UsageError(f"output dir {path} already exists and is not empty; pass a new --output_dir")
-
-
-# What --accel=auto may change between the start of a run and its resumption.
-_PROBED_KEYS = ("runtime.mixed_precision", "runtime.jit_compile", "runtime.steps_per_execution",
-                "runtime.channels_last", "train.batch_size", "optim.peak_learning_rate")
-
-
-def _flatten(tree, prefix=""):
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
-def resumed_config(config):
-  """For a run resumed from its backup: the config it was started with (config.yaml), after
-  checking that `config` is the same run; None for a new run. UsageError names the keys that
-  differ. With --accel=auto the probed switches are the started run's, so they are not compared."""
-  path = os.path.join(config.output_dir, "config.yaml")
-  if not (os.path.exists(os.path.join(config.train.backup_dir, "state.json"))
-          and os.path.exists(path)):
-    return None
-  with open(path) as f:
-    saved = yaml.safe_load(f)
-  now = yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))  # tuples -> lists
-  skip = _PROBED_KEYS if config.runtime.accel == "auto" else ()
-  before, after = _flatten(saved), _flatten(now)
-  changed = sorted(k for k in set(before) | set(after)
-                   if k not in skip and before.get(k) != after.get(k))
-  if changed:
-    raise UsageError(
-        f"{config.output_dir} holds an unfinished run started with other settings ("
-        + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed[:4])
-        + (", ..." if len(changed) > 4 else "")
-        + "); pass the same flags to resume it, or a new --output_dir")
-  return ml_collections.ConfigDict(saved)
-
-
-def save(config, path):
-  with open(path, "w") as f:
-    yaml.safe_dump(config.to_dict(), f, sort_keys=False)

@@ -16,6 +16,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from app import keras_compat
 from app.core.errors import UsageError
 
 
@@ -111,9 +112,10 @@ def cluster_size():
   return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
 
 
-def role(runtime):
-  """This process's Role, from the config and TF_CONFIG (no TensorFlow devices touched)."""
-  if _strategy_name(runtime)[0] != "multi_worker":
+def role(runtime, strategy):
+  """This process's Role under `strategy` (the resolved name: config.derived.strategy), from the
+  cluster flags and TF_CONFIG (no TensorFlow devices touched)."""
+  if strategy != "multi_worker":
     return Role()
   raw = tf_config_from_flags(runtime)
   cluster, task_type, index = read_tf_config(raw)
@@ -127,8 +129,10 @@ def has_gpu():
   return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _strategy_name(runtime):
-  """(strategy name, reason) with `auto` resolved from TF_CONFIG and the GPUs present."""
+def strategy_name(runtime):
+  """(strategy name, reason) with `auto` resolved from TF_CONFIG and the GPUs present. Computed
+  once per run: by initialize() in a command, else by app.config.resolve(), which keeps it in
+  config.derived."""
   name = runtime.strategy
   if name != "auto":
     return name, f"--strategy={name}"
@@ -161,13 +165,16 @@ _created = {}  # the strategy initialize() had to create before any other Tensor
 def initialize(runtime):
   """What must happen before TensorFlow runs its first op (config validation included): the
   multi-worker strategy configures collective ops, and runtime.cpu_devices splits the CPU. Entry
-  scripts call it first; strategy_from_config then returns the strategy created here."""
+  scripts call it first and pass what it returns, (strategy name, reason), to
+  app.config.resolve; strategy_from_config then returns the strategy created here."""
   if runtime.strategy not in ("auto", "multi_worker"):
     if runtime.cpu_devices > 1 and runtime.strategy == "mirrored":
       split_cpu(runtime.cpu_devices)
-    return
-  if _strategy_name(runtime)[0] == "multi_worker" and "multi_worker" not in _created:
+    return strategy_name(runtime)
+  name, reason = strategy_name(runtime)
+  if name == "multi_worker" and "multi_worker" not in _created:
     _created["multi_worker"] = _multi_worker_strategy(runtime)
+  return name, reason
 
 
 def _multi_worker_strategy(runtime):
@@ -175,13 +182,23 @@ def _multi_worker_strategy(runtime):
   if raw:
     os.environ["TF_CONFIG"] = raw
   read_tf_config()  # checked before TensorFlow reads it
-  from app import multi_worker  # pylint: disable=g-import-not-at-top
-  return multi_worker.strategy()
+  # Ring all-reduce over gRPC works between CPU hosts as between GPU hosts.
+  options = tf.distribute.experimental.CommunicationOptions(
+      implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+  keras_compat.patch_multi_worker_metric_reduction()  # keras-team/keras#20585
+  return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
-def strategy_from_config(runtime):
-  """runtime.strategy -> (tf.distribute.Strategy, a one-line reason for the log and the report)."""
-  name, reason = _strategy_name(runtime)
+def prepare_fit(model, dataset, strategy):
+  """What model.fit needs before it runs under `strategy`: under MultiWorkerMirroredStrategy the
+  model is built from the dataset's element spec (keras-team/keras#20585, app/keras_compat.py)."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    keras_compat.build_from_element_spec(model, dataset)
+
+
+def strategy_from_config(runtime, name, reason):
+  """The resolved strategy `name` (config.derived.strategy, with its `reason`) ->
+  (tf.distribute.Strategy, a one-line reason for the log and the report)."""
   if name == "multi_worker":
     strategy = _created.get("multi_worker") or _multi_worker_strategy(runtime)
   elif name == "tpu":

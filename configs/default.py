@@ -86,6 +86,7 @@ def get_config():
   config.optim.clipnorm = 0.0  # clip each gradient to this L2 norm; 0 = off
   config.optim.schedule = "constant"  # a schedule in app.optim.schedules.SCHEDULES
   config.optim.warmup_epochs = 0.0  # linear warmup from 0 to the peak rate
+  config.optim.warmup_fraction = 0.0  # warmup as a fraction of train.epochs (resolve() sets warmup_epochs from it); 0 = use warmup_epochs
   config.optim.final_fraction = 0.0  # cosine/onecycle end at this fraction of the peak
   config.optim.decay_epochs = 30.0  # step/exponential: decay by decay_rate every this many epochs
   config.optim.decay_rate = 0.1  # step/exponential/multistep/plateau: factor per decay

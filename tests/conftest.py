@@ -45,7 +45,7 @@ def trained_run(tmp_path_factory, fashion_mnist_dir):
   export at export_dir/tiny/1. Tests may add versions; none may change version 1."""
   import types  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
-  from app.train import train_and_evaluate as training  # pylint: disable=g-import-not-at-top
+  from app.train.train_and_evaluate import train_and_evaluate  # pylint: disable=g-import-not-at-top
   from configs import fashion_mnist  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("trained")
   config = fashion_mnist.get_config()
@@ -58,7 +58,7 @@ def trained_run(tmp_path_factory, fashion_mnist_dir):
   config.optim.warmup_epochs, config.optim.weight_decay = 0.0, 0.0
   config.runtime.mixed_precision = "float32"
   config.output_dir, config.export.dir = str(root / "run"), str(root / "exports")
-  metrics = training.train_and_evaluate(config_lib.resolve(config))
+  metrics = train_and_evaluate(config_lib.resolve(config))
   return types.SimpleNamespace(run_dir=str(root / "run"), export_dir=str(root / "exports"),
                                export_path=metrics["export_path"], metrics=metrics)
 

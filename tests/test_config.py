@@ -110,29 +110,31 @@ def test_bad_value_names_the_key(key, value, named):
     config_lib.validate(config)
 
 
-def test_check_output_dir_resumes_only_an_unfinished_run(tmp_path):
-  backup = tmp_path / "backup"
-  backup.mkdir()
-  (backup / "state.json").write_text('{"epoch": 1, "batches_done": 8, "weights": "w"}')
-  config_lib.check_output_dir(str(tmp_path), str(backup))  # a killed run: resumed
-  (tmp_path / "metrics.json").write_text("{}")
-  with pytest.raises(UsageError, match="already exists"):  # a finished run: never overwritten
-    config_lib.check_output_dir(str(tmp_path), str(backup))
-
-
-def test_check_output_dir_refuses_non_empty_dir(tmp_path):
-  (tmp_path / "metrics.json").write_text("{}")
-  with pytest.raises(UsageError, match=str(tmp_path)):
-    config_lib.check_output_dir(str(tmp_path))
-
-
-def test_check_output_dir_accepts_empty_or_new_dir(tmp_path):
-  config_lib.check_output_dir(str(tmp_path))
-  config_lib.check_output_dir(str(tmp_path / "new"))
-
-
 def test_lookahead_and_ema_are_refused_together():
   config = default.get_config()
   config.optim.ema, config.optim.lookahead_every = True, 5
   with pytest.raises(UsageError, match="use one of them"):
     config_lib.validate(config)
+
+
+def test_warmup_fraction_follows_the_length():
+  from configs import cifar10_93  # pylint: disable=g-import-not-at-top
+  config = cifar10_93.get_config()
+  assert config_lib.resolve(config).optim.warmup_epochs == pytest.approx(0.23 * 12)
+  config.train.epochs = 20  # --epochs=20 keeps the warmup at the same fraction of the run
+  assert config_lib.resolve(config).optim.warmup_epochs == pytest.approx(0.23 * 20)
+
+
+def test_warmup_fraction_and_epochs_are_refused_together():
+  config = default.get_config()
+  config.optim.warmup_fraction, config.optim.warmup_epochs = 0.1, 1.0
+  with pytest.raises(UsageError, match="set one of them"):
+    config_lib.validate(config)
+
+
+def test_resolve_derives_strategy_and_export_formats_once():
+  config = default.get_config()
+  config.export.formats = "onnx"
+  derived = config_lib.resolve(config).derived
+  assert (derived.strategy, derived.export_formats) == ("default", ["onnx"])
+  assert derived.strategy_reason.startswith("auto:")

@@ -25,7 +25,8 @@ from app.data.sources import DATASETS
 from configs import default
 config = default.get_config()
 config.runtime.strategy, config.runtime.cpu_devices = "mirrored", 2
-strategy, reason = distribute.strategy_from_config(config.runtime)
+strategy, reason = distribute.strategy_from_config(
+    config.runtime, *distribute.strategy_name(config.runtime))
 assert strategy.num_replicas_in_sync == 2, reason
 config.data.limit = 500
 data = pipeline.build(DATASETS.get("fashion_mnist")(config.data), config.data, 64, seed=0)
@@ -57,7 +58,7 @@ def test_input_pipelines_shard_by_input_context(data_config, fashion_mnist_dir):
   for worker in range(2):
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
                                          num_replicas_in_sync=4)  # 2 replicas per worker
-    train = data.train_epochs(0, 1, context=context)
+    train = pipeline.training_batches(data, 0, 1, context=context)
     assert (train.options().experimental_distribute.auto_shard_policy ==
             tf.data.experimental.AutoShardPolicy.OFF)
     batches = [images.numpy().astype(np.uint8) for images, _ in train]

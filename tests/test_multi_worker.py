@@ -189,15 +189,17 @@ def test_worker_hosts_write_tf_config_and_pick_the_chief(monkeypatch):
   written = json.loads(distribute.tf_config_from_flags(config.runtime))
   assert written == {"cluster": {"worker": ["a:1", "b:2", "c:3"]},
                      "task": {"type": "worker", "index": 2}}
-  assert distribute.role(config.runtime) == distribute.Role(index=2, count=3, is_chief=False)
+  assert distribute.role(config.runtime, "multi_worker") == distribute.Role(2, 3, False)
   config.runtime.task_index = 0
-  assert distribute.role(config.runtime).is_chief
+  assert distribute.role(config.runtime, "multi_worker").is_chief
 
 
 def test_auto_picks_multi_worker_from_tf_config(monkeypatch):
   monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
                                               "task": {"type": "worker", "index": 1}}))
-  assert distribute.role(default.get_config().runtime) == distribute.Role(1, 2, False)
+  runtime_config = default.get_config().runtime
+  assert distribute.strategy_name(runtime_config)[0] == "multi_worker"
+  assert distribute.role(runtime_config, "multi_worker") == distribute.Role(1, 2, False)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,7 +8,7 @@ and what --accel=auto picks from the same measurements.
 First the machine's peak: 3x3 convolutions of ResNet-9's stage shapes (64 to 512 channels)
 timed in float32 and bfloat16 (TensorFlow, forward), the fastest shape counting. Then each setting (precision x XLA x
 steps_per_execution, and channels_last forced for the plain settings) trains the recipe's model on the recipe's real data pipeline with
-app/accel_probe.py's measurement (fresh model, same batches, warm-up off the clock). Utilization
+app/train/accel_probe.py's measurement (fresh model, same batches, warm-up off the clock). Utilization
 = 3 x forward FLOPs per image (forward + backward) x images/s / the peak of that precision.
 Settings the device cannot run are listed with the reason. Prints Markdown for docs/BENCHMARKS.md.
 """
@@ -34,31 +34,30 @@ def main(argv):
   from app.train import accel_probe  # pylint: disable=g-import-not-at-top
   from app.accel import conv_peak  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
-  from app.data import checks, pipeline, sources  # pylint: disable=g-import-not-at-top
+  from app.data import checks, sources  # pylint: disable=g-import-not-at-top
   from app.models import build_model  # pylint: disable=g-import-not-at-top
   from app.models.stats import flops_per_image  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(flags.FLAGS.config)
-  strategy, _ = distribute.strategy_from_config(config.runtime)
+  strategy, _ = distribute.strategy_from_config(config.runtime, config.derived.strategy,
+                                                config.derived.strategy_reason)
   peaks = {"float32": conv_peak(tf.float32), "mixed_bfloat16": conv_peak(tf.bfloat16)}
   if flags.FLAGS.peak_only:
     print(f"Peak (3x3 conv, forward): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 "
           f"{peaks['mixed_bfloat16']:.0f} GFLOP/s")
     return
   source, _ = checks.check_source(sources.load(config.data), config.data)
-  build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
-                                        drop_remainder=c.runtime.jit_compile)
-  data = build_data(config)
+  data = accel_probe.datasets(source, config)
   flops = flops_per_image(build_model(config.model, data.image_shape, len(data.class_names),
                                       data.mean, data.variance))
   supported = accel.supported_precisions()
   measured = {}
 
-  def measure_once(cfg, settings, build, strat, steps):
+  def measure_once(cfg, settings, data_source, strat, steps, fold=None):
     key = tuple(sorted(settings.items()))
     if key not in measured:
       try:
-        measured[key] = accel_probe.measure_setting(cfg, settings, build, strat, steps)
+        measured[key] = accel_probe.measure_setting(cfg, settings, data_source, strat, steps, fold)
       except Exception as e:  # pylint: disable=broad-except
         measured[key] = e
     if isinstance(measured[key], Exception):
@@ -80,13 +79,13 @@ def main(argv):
                      f"not run: {supported[precision]}"))
       continue
     try:
-      rate, _ = measure_once(config, settings, build_data, strategy,
+      rate, _ = measure_once(config, settings, source, strategy,
                              config.runtime.accel_probe_steps)
       rows.append((settings, rate, ""))
     except Exception as e:  # pylint: disable=broad-except
       rows.append((settings, None, f"failed: {str(e).splitlines()[0][:100]}"))
     print(rows[-1], flush=True)
-  chosen, _ = accel_probe.probe(config, build_data, strategy, measure=measure_once)
+  chosen, _ = accel_probe.probe(config, source, strategy, measure=measure_once)
   baseline = rows[0][1]  # float32, no XLA, one step per execution, TF's layout choice
   print(f"\nPeak (3x3 conv, forward): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 "
         f"{peaks['mixed_bfloat16']:.0f} GFLOP/s. Model: {config.model.name}, "

@@ -26,7 +26,7 @@ flags.DEFINE_enum("on_bad_file", "fail", ["fail", "skip"], "Undecodable files: f
 
 def main(argv):
   del argv
-  from app.config import check_output_dir  # pylint: disable=g-import-not-at-top
+  from app.core.run_dir import RunDir  # pylint: disable=g-import-not-at-top
   from app.data import checks
   from app.data.sources import tfrecord  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS  # pylint: disable=g-import-not-at-top
@@ -38,7 +38,7 @@ def main(argv):
     cli.fail(f"--input={FLAGS.input} is not a folder; pass the image folder to convert")
   if FLAGS.shards < 1:
     cli.fail("--shards must be at least 1")
-  check_output_dir(FLAGS.output)
+  RunDir(FLAGS.output).check_new_or_resumable()  # new or empty (no backup there)
   data = default.get_config().data
   data.name, data.data_dir, data.image_size = "folder", FLAGS.input, FLAGS.image_size
   data.on_bad_file = FLAGS.on_bad_file

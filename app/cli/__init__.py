@@ -1,49 +1,22 @@
-"""What every entry script shares: one-line errors with exit status 2, and quiet TF logging."""
+"""What every command shares: flag helpers, one-line errors with exit status 2, quiet TF logging.
 
-import logging
+Each command module (app/cli/<command>.py) imports this package first, so TensorFlow loads with
+its start-up notes hidden (app/core/console.py) before anything else imports it.
+"""
+
 import os
 import sys
 
-_QUIET = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0"  # before TensorFlow loads
+from app.core import console
 
-
-def _import_tensorflow_quietly():
-  """TF 2.21 prints oneDNN/CUDA notes to fd 2 before its log level applies (and again on the
-  first device query); hide them so a run's stderr holds our messages. TF_CPP_MIN_LOG_LEVEL=0
-  shows them. A failed import still raises with its traceback: fd 2 is restored first."""
-  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.list_physical_devices()  # not logical: runtime.cpu_devices may still split the CPU
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
-
-
-class _DropLibraryInfo(logging.Filter):
-  """INFO lines that TensorFlow and tf2onnx log through absl (SavedModel signature renames,
-  saver timings, ONNX optimizer passes) would drown ours; their warnings still show."""
-
-  _LIBRARIES = (f"{os.sep}tensorflow{os.sep}", f"{os.sep}tf2onnx{os.sep}")
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or not any(
-        library in record.pathname for library in self._LIBRARIES)
-
-
-if _QUIET:
-  _import_tensorflow_quietly()
-  # TF's Python-side INFO chatter (SavedModel signature renames, saver timings) drowns our log.
-  logging.getLogger("tensorflow").setLevel(logging.WARNING)
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())
+console.quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from app.core.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fail = console.fail  # the commands' `cli.fail(message)`
 
 # Flags defined through the helpers below belong to the entry script that calls them, so its
 # --help lists them.
@@ -60,11 +33,6 @@ def config_keys_help():
   rows = [f"  --config.{key}={value}  {comment}".rstrip()
           for key, value, comment in lines if not value.startswith("ml_collections.")]
   return "Config keys (recipe defaults may differ; see configs/default.py):\n" + "\n".join(rows)
-
-
-def fail(message):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
 
 
 _HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}

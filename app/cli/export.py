@@ -32,7 +32,7 @@ def main(argv):
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
   if not flags.FLAGS.run_dir:
     cli.fail("--run_dir is required: the directory of a finished python -m app.train run")
-  from app.core import run_dir as runs  # pylint: disable=g-import-not-at-top
+  from app.serving import runs  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   if f.parity_images is not None and f.parity_images < 1:
     cli.fail(f"--parity_images must be positive; received {f.parity_images}")

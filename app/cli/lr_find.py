@@ -27,7 +27,7 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
-  from app.optim.lr_find import run_lr_find  # pylint: disable=g-import-not-at-top
+  from app.train.lr_find import run_lr_find  # pylint: disable=g-import-not-at-top
   config = config_lib.resolve(flags.FLAGS.config)
   summary = run_lr_find(config, flags.FLAGS.output_dir, flags.FLAGS.min_lr, flags.FLAGS.max_lr,
                         flags.FLAGS.steps)

@@ -8,13 +8,14 @@ Prints Markdown and writes <run_dir>/step_profile.json. Keep the traced steps in
 so that no evaluation falls between them.
 """
 
-import json
 import os
 
 from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
 
 from absl import app, flags
 
+from app import keras_compat
+from app.core import files
 from app.core import run_dir as runs
 from app.train.step_profile import markdown, summarize, trace_files
 
@@ -35,18 +36,11 @@ def main(argv):
   if not paths:
     cli.fail(f"{f.run_dir} holds no profiler trace; train with "
              "--config.train.profile_steps=START,STOP (e.g. 10,19) first")
-  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
-  xspace = xplane_pb2.XSpace()
-  with open(paths[-1], "rb") as trace:
-    xspace.ParseFromString(trace.read())
-  summary = summarize(xspace, f.top)
+  summary = summarize(keras_compat.read_xspace(paths[-1]), f.top)
   summary["trace"] = paths[-1]
   batch_size = (runs.load_config(f.run_dir).train.batch_size
                 if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
-  out = os.path.join(f.run_dir, "step_profile.json")
-  with open(out + ".tmp", "w") as json_file:
-    json.dump(summary, json_file, indent=2)
-  os.replace(out + ".tmp", out)
+  files.write_json(os.path.join(f.run_dir, "step_profile.json"), summary)
   print(markdown(summary, batch_size))
 
 

@@ -83,11 +83,11 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
   from app import config as config_lib, distribute  # pylint: disable=g-import-not-at-top
-  from app.train import train_and_evaluate as training  # pylint: disable=g-import-not-at-top
+  from app.train.train_and_evaluate import train_and_evaluate  # pylint: disable=g-import-not-at-top
   config = flags.FLAGS.config
   cli.apply_shortcuts(config, SHORTCUTS)
-  distribute.initialize(config.runtime)  # before any TensorFlow op, validation's included
-  resolved = config_lib.resolve(config)
+  strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
+  resolved = config_lib.resolve(config, strategy=strategy)
   if resolved.train.cv_folds:
     from app.train import cross_validation  # pylint: disable=g-import-not-at-top
     summary = cross_validation.cross_validate(resolved)
@@ -95,7 +95,7 @@ def main(argv):
           f"{summary['validation_accuracy_mean']:.4f} ± {summary['validation_accuracy_std']:.4f}; "
           f"run dir {resolved.output_dir}")
     return
-  metrics = training.train_and_evaluate(resolved)
+  metrics = train_and_evaluate(resolved)
   worker = metrics["worker"]
   where = (f"run dir {resolved.output_dir}; export {metrics['export_path']}" if worker["chief"]
            else f"worker {worker['index']} of {worker['count']}: the chief writes the run dir")

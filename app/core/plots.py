@@ -100,7 +100,7 @@ def image_grid(images, titles, path, columns=5, suptitle=""):
 
 
 def reliability_diagram(bins, ece, path):
-  """Accuracy against confidence per bin (app.evaluation.calibration), with the diagonal."""
+  """Accuracy against confidence per bin (app.evaluate.metrics.calibration), with the diagonal."""
   figure, axis = plt.subplots(figsize=(4.5, 4.5))
   filled = [b for b in bins if b["count"]]
   axis.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], align="edge",

@@ -1,23 +1,40 @@
-"""Reading a finished run back: its resolved config, metrics, checkpoints and held-out data.
+"""The run directory: one object owns it, and training, export and evaluation are handed it.
 
-A run directory (app.training) holds config.yaml, metrics.json and checkpoints/{best,last}.keras.
-Export and evaluation start from one; this module turns a missing or foreign file into a
-UsageError that says what to pass instead, and loads checkpoints in Keras's safe mode only.
+A run directory (app/train/train_and_evaluate.py) holds config.yaml, data_report.json,
+history.csv, metrics.json, checkpoints/{best,last}.keras, tensorboard/ and, while the run is
+unfinished, its backup (<run dir>/backup unless train.backup_dir names another folder). RunDir
+says whether a path may become a new run or resumes an unfinished one, writes its files
+atomically, and reads a finished run back, turning a missing or foreign file into a UsageError
+that says what to pass instead. Loading checkpoints and data is app/serving/runs.py's.
 """
 
 import json
 import os
-import zipfile
+import shutil
 
 import ml_collections
 import yaml
 
-from app.serving import formats as export_formats
-from app.serving import parity
-from app.serving import saved_model as serving
+from app.core import files
 from app.core.errors import UsageError
 
-CHECKPOINTS = ("best", "last")  # checkpoints/<name>.keras, written by app.callbacks
+CHECKPOINTS = ("best", "last")  # checkpoints/<name>.keras, written by app/train/callbacks.py
+BACKUP_STATE = "state.json"  # the backup's last state (app/train/backup.py)
+
+# What --accel=auto may change between the start of a run and its resumption.
+_PROBED_KEYS = ("runtime.mixed_precision", "runtime.jit_compile", "runtime.steps_per_execution",
+                "runtime.channels_last", "train.batch_size", "optim.peak_learning_rate")
+
+
+def flatten(tree, prefix=""):
+  """{"a": {"b": 1}} -> {"a.b": 1}: a config's keys as dotted paths."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
 
 
 def _with_schema_defaults(loaded, schema):
@@ -31,104 +48,118 @@ def _with_schema_defaults(loaded, schema):
   return merged
 
 
-def load_config(run_dir):
-  """The resolved config a run saved in <run_dir>/config.yaml."""
-  path = os.path.join(run_dir, "config.yaml")
-  if not os.path.isfile(path):
-    raise UsageError(f"{run_dir} is not a run directory (no config.yaml); pass the --output_dir "
-                     "of a finished python -m app.train run")
-  with open(path) as f:
-    loaded = yaml.safe_load(f)
-  if not isinstance(loaded, dict):
-    raise UsageError(f"{path} does not hold a config; pass the run directory app.train wrote")
-  return config_from_dict(loaded)
-
-
 def config_from_dict(loaded):
   """A saved resolved config (config.yaml, or an export's metadata) as a ConfigDict."""
   from configs import default  # pylint: disable=g-import-not-at-top
   return ml_collections.ConfigDict(_with_schema_defaults(loaded, default.get_config().to_dict()))
 
 
+class RunDir:
+  """The run directory at `path`, with its backup folder (`backup_dir`, default <path>/backup)."""
+
+  def __init__(self, path, backup_dir=""):
+    self.path = path
+    self.backup_dir = backup_dir or os.path.join(path, "backup")
+
+  def file(self, name):
+    return os.path.join(self.path, name)
+
+  def checkpoint(self, checkpoint):
+    """'best' / 'last' -> checkpoints/<name>.keras; anything else is a path as given."""
+    if checkpoint in CHECKPOINTS:
+      return os.path.join(self.path, "checkpoints", f"{checkpoint}.keras")
+    return checkpoint
+
+  # --- Before training: new, or an unfinished run to resume ---
+
+  def has_backup(self):
+    return os.path.exists(os.path.join(self.backup_dir, BACKUP_STATE))
+
+  def check_new_or_resumable(self):
+    """The directory must be new or empty, or hold the backup of an unfinished run (which is then
+    resumed): a finished run is never overwritten."""
+    if not os.path.exists(self.path) or (os.path.isdir(self.path) and not os.listdir(self.path)):
+      return
+    if not (self.has_backup() and not os.path.exists(self.file("metrics.json"))):
+      raise UsageError(f"output dir {self.path} already exists and is not empty; pass a new "
+                       "--output_dir")
+
+  def started_config(self, config):
+    """For a run resumed from its backup: the config it was started with (config.yaml), after
+    checking that `config` is the same run; None for a new run. UsageError names the keys that
+    differ. With --accel=auto the probed switches are the started run's, so they are not
+    compared; a key the schema gained since the run started counts as unchanged while it holds
+    its default."""
+    path = self.file("config.yaml")
+    if not (self.has_backup() and os.path.exists(path)):
+      return None
+    with open(path) as f:
+      saved = yaml.safe_load(f)
+    now = yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))  # tuples -> lists
+    skip = _PROBED_KEYS if config.runtime.accel == "auto" else ()
+    before, after = flatten(saved), flatten(now)
+    defaults = flatten(config_from_dict({}).to_dict())
+    changed = sorted(
+        k for k in set(before) | set(after)
+        if k not in skip and not k.startswith("derived.")  # computed from the other keys
+        and before.get(k, defaults.get(k)) != after.get(k))  # a key added since holds its default
+    if changed:
+      raise UsageError(
+          f"{self.path} holds an unfinished run started with other settings ("
+          + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed[:4])
+          + (", ..." if len(changed) > 4 else "")
+          + "); pass the same flags to resume it, or a new --output_dir")
+    return ml_collections.ConfigDict(saved)
+
+  # --- Writing ---
+
+  def create(self):
+    os.makedirs(self.path, exist_ok=True)
+
+  def save_config(self, config):
+    files.write_text(self.file("config.yaml"), yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+  def write_json(self, name, value):
+    files.write_json(self.file(name), value)
+
+  def remove_backup(self):
+    shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+  def remove(self):
+    """A non-chief worker's scratch directory, when its run ends."""
+    shutil.rmtree(self.path, ignore_errors=True)
+
+  # --- Reading a finished run back ---
+
+  def load_config(self):
+    """The resolved config the run saved in config.yaml."""
+    path = self.file("config.yaml")
+    if not os.path.isfile(path):
+      raise UsageError(f"{self.path} is not a run directory (no config.yaml); pass the "
+                       "--output_dir of a finished python -m app.train run")
+    with open(path) as f:
+      loaded = yaml.safe_load(f)
+    if not isinstance(loaded, dict):
+      raise UsageError(f"{path} does not hold a config; pass the run directory app.train wrote")
+    return config_from_dict(loaded)
+
+  def load_metrics(self):
+    """metrics.json of the run ({} if the run did not get that far)."""
+    path = self.file("metrics.json")
+    if not os.path.isfile(path):
+      return {}
+    with open(path) as f:
+      return json.load(f)
+
+
+def load_config(run_dir):
+  """RunDir(run_dir).load_config(): the resolved config of a finished run."""
+  return RunDir(run_dir).load_config()
+
+
 def load_metrics(run_dir):
-  """metrics.json of a run ({} if the run did not get that far)."""
-  path = os.path.join(run_dir, "metrics.json")
-  if not os.path.isfile(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  return RunDir(run_dir).load_metrics()
 
 
 def checkpoint_path(run_dir, checkpoint):
-  """'best' / 'last' -> <run_dir>/checkpoints/<name>.keras; anything else is a path as given."""
-  if checkpoint in CHECKPOINTS:
-    return os.path.join(run_dir, "checkpoints", f"{checkpoint}.keras")
-  return checkpoint
-
-
-def load_checkpoint(path):
-  """A `.keras` model, loaded in safe mode: a file holding Python code (a Lambda layer, a pickled
-  function) is refused rather than run."""
-  from app.models import load_model  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
-    raise UsageError(f"checkpoint {path} does not exist; pass a .keras file or --checkpoint=best")
-  if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-    raise UsageError(f"{path} is not a .keras model file; pass a checkpoint written by app.train "
-                     "(checkpoints/best.keras)")
-  try:
-    return load_model(path)
-  except ValueError as e:
-    if "safe_mode" in str(e):
-      raise UsageError(
-          f"refusing to load {path}: it holds Python code (e.g. a Lambda layer) that safe mode "
-          "will not deserialize; rebuild the model without Lambda layers") from None
-    raise UsageError(f"cannot load {path} as a Keras model ({str(e).splitlines()[0]}); pass a "
-                     "checkpoint written by app.train") from None
-  except (OSError, KeyError, zipfile.BadZipFile) as e:
-    raise UsageError(f"cannot load {path} as a Keras model ({e}); pass an intact .keras "
-                     "checkpoint") from None
-
-
-def load_data(config, batch_size=None):
-  """The run's data (app.data.pipeline.Datasets), split as it was in training."""
-  from app.data import pipeline  # pylint: disable=g-import-not-at-top
-  from app.data import sources  # pylint: disable=g-import-not-at-top
-  source = sources.load(config.data)
-  return pipeline.build(source, config.data, batch_size or config.train.batch_size, config.seed)
-
-
-def check_compatible(input_shape, num_classes, data, what):
-  """A model taking `input_shape` images with `num_classes` outputs fits the data."""
-  if tuple(input_shape) != tuple(data.image_shape):
-    raise UsageError(f"{what} takes images of shape {tuple(input_shape)}, but the data has "
-                     f"{tuple(data.image_shape)}; pass the data set it was trained on")
-  if num_classes != len(data.class_names):
-    raise UsageError(f"{what} has {num_classes} classes, but the data has "
-                     f"{len(data.class_names)}; pass the data set it was trained on")
-
-
-def export_metadata(config, metrics):
-  """What an export records about the run it came from (serving adds the model's own spec)."""
-  return {"run_dir": config.output_dir,
-          "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "test_split")
-                      if k in metrics},
-          "config": config.to_dict()}
-
-
-def export_run(run_dir, checkpoint="best", export_dir=None, name=None, formats=None,
-               parity_images=None):
-  """Exports a run's checkpoint (app.serving), checked on its held-out images; returns the
-  version folder. Unset arguments take the run's config (export.dir, name, export.*)."""
-  config = load_config(run_dir)
-  name = config.name if name is None else name
-  serving.check_name(name)
-  formats = export_formats.parse(config.export.formats if formats is None else formats)
-  path = checkpoint_path(run_dir, checkpoint)
-  model = load_checkpoint(path)
-  data = load_data(config)
-  check_compatible(model.input_shape[1:], model.output_shape[-1], data, f"checkpoint {path}")
-  metadata = dict(export_metadata(config, load_metrics(run_dir)), checkpoint=path)
-  count = config.export.parity_images if parity_images is None else parity_images
-  return serving.export_saved_model(
-      model, config.export.dir if export_dir is None else export_dir, name, data.class_names,
-      metadata, parity_images=parity.take_images(data.test, count), formats=formats)
+  return RunDir(run_dir).checkpoint(checkpoint)

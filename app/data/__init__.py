@@ -1,1 +1,2 @@
-"""Input: sources (where examples come from), augmentation ops, and the tf.data pipeline."""
+"""Input: sources (where examples come from), image decoding and resizing (shared with the serving
+graph), augmentation ops, and the tf.data pipeline."""

@@ -16,19 +16,19 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from app.data.sources import IMAGE_EXTENSIONS
 from app.core.errors import UsageError
+from app.data import images as images_lib
+from app.data.sources import IMAGE_EXTENSIONS
 
 _SHOWN = 5  # bad files named in a one-line error
 
 
 def _decodable(paths, channels):
-  """Boolean mask: which files tf.io.decode_image can decode (one parallel pass)."""
+  """Boolean mask: which files images_lib.decode can decode (one parallel pass)."""
   paths_tensor = tf.constant(paths)
 
   def decode(index):
-    image = tf.io.decode_image(tf.io.read_file(paths_tensor[index]), channels=channels,
-                               expand_animations=False)
+    image = images_lib.decode(tf.io.read_file(paths_tensor[index]), channels)
     return index, tf.shape(image)[0]
 
   ds = tf.data.Dataset.range(len(paths)).map(decode, num_parallel_calls=tf.data.AUTOTUNE)

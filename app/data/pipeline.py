@@ -6,13 +6,16 @@ first layer normalises them, so the exported model takes raw 0..255 pixels.
 
 import dataclasses
 import os
-from typing import Callable
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from app.data import augment
+from app import keras_compat
 from app.core.errors import UsageError
+from app.data import augment
+from app.data import images as images_lib
+from app.data.sources import Examples
 
 AUTOTUNE = tf.data.AUTOTUNE
 _STATS_SAMPLE = 2000  # images read to estimate per-channel mean/variance of file-based data
@@ -20,7 +23,9 @@ _STATS_SAMPLE = 2000  # images read to estimate per-channel mean/variance of fil
 
 @dataclasses.dataclass
 class Datasets:
-  train: tf.data.Dataset  # (float32 images 0..255, one-hot float32 labels), batched, augmented
+  """What build() gives: the datasets model.fit and evaluation read, what was learnt of the
+  training images, and what training_batches() needs to build other epochs of training batches."""
+  train: tf.data.Dataset  # epoch 0: (float32 images 0..255, one-hot float32 labels), augmented
   validation: tf.data.Dataset
   test: tf.data.Dataset
   steps_per_epoch: int
@@ -33,9 +38,12 @@ class Datasets:
   variance: np.ndarray
   test_split: str  # "test" or "validation" (a source without a test split)
   class_counts: np.ndarray  # training images per class
-  train_epochs: Callable = None  # (first, last, skip, context) -> batches of several epochs
-  batch_size: int = 0  # global
-  drop_remainder: bool = False
+  train_examples: Examples  # the training split, as training_batches() batches it
+  data: ml_collections.ConfigDict  # the data config: cache, shuffle buffer, resize policy, ...
+  augmenter: augment.Augmenter  # data.augment, parsed once: all epochs share its Keras layers
+  seed: int  # the run's: every epoch's shuffle and augmentation keys derive from it
+  batch_size: int  # global
+  drop_remainder: bool
 
 
 def split_validation(examples, fraction, seed):
@@ -59,48 +67,9 @@ def split_fold(examples, folds, fold, seed):
   return examples.subset(train), examples.subset(validation)
 
 
-def _fit(image, height, width, resize):
-  """Any-size image -> (height, width): "resize" stretches, "crop" scales the shorter side to fit
-  and centre-crops the rest, "pad" scales the longer side to fit and pads with zeros."""
-  if resize == "pad":
-    return tf.image.resize_with_pad(tf.cast(image, tf.float32), height, width)
-  if resize == "crop":
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.reduce_max([height / shape[0], width / shape[1]])
-    size = tf.cast(tf.math.ceil(shape * scale), tf.int32)
-    return tf.image.resize_with_crop_or_pad(tf.image.resize(image, size), height, width)
-  return tf.image.resize(image, [height, width])
-
-
-def _decode(encoded, image_shape, resize="resize"):
-  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, C), converting channels (RGBA and grayscale
-  included) and resizing only images whose size differs."""
-  image = tf.io.decode_image(encoded, channels=image_shape[-1], expand_animations=False)
-  return fit_image(image, image_shape, resize)
-
-
-def fit_image(image, image_shape, resize="resize"):
-  """A decoded uint8 (H, W, C) image of any size and 1, 3 or 4 channels -> uint8 image_shape,
-  resized by the `resize` policy only when its size differs."""
-  height, width, channels = image_shape
-  if image.shape[-1] != channels:
-    if channels == 1:
-      image = tf.image.rgb_to_grayscale(image[..., :3])
-    elif image.shape[-1] == 1:
-      image = tf.image.grayscale_to_rgb(image)
-    else:
-      image = image[..., :3]  # RGBA -> RGB
-  image.set_shape([None, None, channels])
-  same = tf.logical_and(tf.shape(image)[0] == height, tf.shape(image)[1] == width)
-  resized = lambda: tf.cast(tf.round(tf.clip_by_value(
-      _fit(image, height, width, resize), 0, 255)), tf.uint8)
-  image = tf.cond(same, lambda: image, resized)
-  image.set_shape(image_shape)
-  return image
-
-
 def _decoded(examples, image_shape, resize):
   """Unbatched (uint8 image, int32 label) of file- or record-based examples, decoded in parallel."""
+  decode = lambda encoded: images_lib.decode_and_fit(encoded, image_shape, resize)
   if examples.records is not None:
     from app.data.sources import tfrecord  # pylint: disable=g-import-not-at-top
     keep = np.zeros(int(examples.records.max()) + 1 if len(examples) else 0, bool)
@@ -108,11 +77,9 @@ def _decoded(examples, image_shape, resize):
     keep_tensor, count = tf.constant(keep), len(keep)
     ds = tfrecord.record_stream(examples.shards)
     ds = ds.filter(lambda i, encoded, label: tf.logical_and(i < count, keep_tensor[tf.minimum(i, count - 1)]))
-    return ds.map(lambda i, encoded, label: (_decode(encoded, image_shape, resize), label),
-                  num_parallel_calls=AUTOTUNE)
+    return ds.map(lambda i, encoded, label: (decode(encoded), label), num_parallel_calls=AUTOTUNE)
   ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.labels))
-  return ds.map(lambda p, y: (_decode(tf.io.read_file(p), image_shape, resize), y),
-                num_parallel_calls=AUTOTUNE)
+  return ds.map(lambda p, y: (decode(tf.io.read_file(p)), y), num_parallel_calls=AUTOTUNE)
 
 
 def _examples(examples, image_shape, cache, resize):
@@ -131,7 +98,7 @@ def _examples(examples, image_shape, cache, resize):
   return ds, None
 
 
-def _batches(examples, image_shape, batch_size, *, cache=True, resize="resize"):
+def ordered_batches(examples, image_shape, batch_size, *, cache=True, resize="resize"):
   """(uint8 images, int32 labels) batches in order (evaluation, statistics, previews)."""
   ds, gather = _examples(examples, image_shape, cache, resize)
   if gather:
@@ -141,7 +108,7 @@ def _batches(examples, image_shape, batch_size, *, cache=True, resize="resize"):
 
 def epoch_seed(seed, epoch):
   """The shuffle seed of one epoch: a function of the run's seed and the epoch alone, so a run
-  resumed at epoch e (app/fitting.py) sees the order an uninterrupted run saw."""
+  resumed at epoch e (app/train/fitting.py) sees the order an uninterrupted run saw."""
   return (seed * 1_000_003 + epoch) % (2**31 - 1)
 
 
@@ -153,7 +120,7 @@ def _concatenate(datasets):
   return _concatenate(datasets[:middle]).concatenate(_concatenate(datasets[middle:]))
 
 
-def _training_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0,
+def _shuffled_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0,
                       shuffle_buffer=0, cache=True, drop_remainder=False, resize="resize"):
   """Epochs `epochs` = (first, last) of shuffled (uint8 images, int32 labels, batch key) batches
   in a row. Each epoch's order depends on (seed, epoch) only, and the key [epoch seed, batch index]
@@ -196,14 +163,14 @@ def channel_stats(examples, image_shape, resize="resize"):
     return mean, np.maximum(counts @ values**2 / len(pixels) - mean**2, 1e-6)
   sample = examples.subset(np.linspace(0, len(examples) - 1, min(len(examples), _STATS_SAMPLE)).astype(int))
   pixels = np.concatenate([b.numpy().reshape(-1, image_shape[-1]) for b, _ in
-                           _batches(sample, image_shape, 256, cache=False, resize=resize)]
+                           ordered_batches(sample, image_shape, 256, cache=False, resize=resize)]
                           ).astype(np.float64)
   return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
 
 
-def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
-  """Source + data config -> Datasets. Validation is fold `fold` = (index, count) of the training
-  split when given (cross-validation), else data.validation_split of it, else the test split."""
+def _splits(source, data, seed, fold):
+  """(train, validation, test, test split name) Examples of `source` as build() documents them,
+  decoded into memory where data.in_memory_max_gb allows."""
   train, test, test_split = source.train, source.test, "test"
   if data.limit:
     train = train.subset(np.arange(min(data.limit, len(train))))
@@ -225,59 +192,91 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
     same = test is validation
     train, validation = decode(train), decode(validation)
     test = validation if same else decode(test)
+  return train, validation, test, test_split
+
+
+def _model_inputs(images, labels, num_classes, augmenter=None, key=None):
+  """uint8 batch -> float32 images (augmented by `augmenter`, seeded by `key`, when given) and
+  one-hot labels."""
+  labels = tf.one_hot(labels, num_classes)
+  if augmenter is not None:
+    return augmenter(images, labels, seed=key)
+  return tf.cast(images, tf.float32), labels
+
+
+def _cache(data, split):
+  """What _examples caches `split` in: nothing, memory (True) or data.cache_dir/<split>."""
+  cache = data.cache and (os.path.join(data.cache_dir, split) if data.cache_dir else True)
+  if data.cache_dir:
+    os.makedirs(data.cache_dir, exist_ok=True)
+  return cache
+
+
+def _prefetched(ds, data, sharded=False):
+  """`ds` prefetched, with the data config's determinism and, when `sharded`, no auto-sharding."""
+  options = tf.data.Options()
+  options.deterministic = data.deterministic  # False lets parallel stages reorder for speed
+  if sharded:  # sharded here, by example; tf.distribute must not shard it again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+  return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def _evaluation_batches(datasets, examples, split):
+  """(float32 images, one-hot labels) batches of `examples` in order, not augmented."""
+  data, num_classes = datasets.data, len(datasets.class_names)
+  cache = _cache(data, split)
+  ds = ordered_batches(examples, datasets.image_shape, datasets.batch_size, cache=cache,
+                       resize=data.resize)
+  ds = ds.map(lambda x, y: _model_inputs(x, y, num_classes), num_parallel_calls=AUTOTUNE)
+  return _prefetched(ds, data)
+
+
+def training_batches(datasets, first, last, skip=0, context=None):
+  """Augmented training batches of epochs first..last-1 in a row, less the first `skip` global
+  batches. Under a tf.distribute strategy, `context` (an InputContext) selects one input
+  pipeline: its shard of the examples (equal shards, so every worker runs the same steps), per
+  replica."""
+  examples, batch_size = datasets.train_examples, datasets.batch_size
+  split, sharded = "train", False
+  if context is not None:
+    count, index = context.num_input_pipelines, context.input_pipeline_id
+    examples = shard(examples, count, index)
+    split = f"train-{index}-of-{count}" if count > 1 else "train"
+    batch_size = context.get_per_replica_batch_size(batch_size)
+    skip *= context.num_replicas_in_sync // count  # global batches -> this pipeline's
+    sharded = True
+  data = datasets.data
+  cache = _cache(data, split)
+  ds = _shuffled_batches(examples, datasets.image_shape, batch_size, seed=datasets.seed,
+                         epochs=(first, last), skip=skip, shuffle_buffer=data.shuffle_buffer,
+                         cache=cache, drop_remainder=datasets.drop_remainder, resize=data.resize)
+  num_classes = len(datasets.class_names)
+  ds = ds.map(lambda x, y, key: _model_inputs(x, y, num_classes, datasets.augmenter, key),
+              num_parallel_calls=AUTOTUNE)
+  return _prefetched(ds, data, sharded)
+
+
+def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
+  """Source + data config -> Datasets. Validation is fold `fold` = (index, count) of the training
+  split when given (cross-validation), else data.validation_split of it, else the test split."""
+  train, validation, test, test_split = _splits(source, data, seed, fold)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
-
   num_classes = len(source.class_names)
-  augment_batch = augment.parse(data.augment)
-
-  def finish(images, labels, training, key=None):
-    """uint8 batch -> float32 images (augmented when training) and one-hot labels."""
-    labels = tf.one_hot(labels, num_classes)
-    if training:
-      return augment_batch(images, labels, seed=key)
-    return tf.cast(images, tf.float32), labels
-
-  def pipeline(examples, training, split, batch=batch_size, sharded=False, epochs=(0, 1), skip=0):
-    cache = data.cache and (os.path.join(data.cache_dir, split) if data.cache_dir else True)
-    if data.cache_dir:
-      os.makedirs(data.cache_dir, exist_ok=True)
-    if training:
-      ds = _training_batches(examples, source.image_shape, batch, seed=seed, epochs=epochs,
-                             skip=skip, shuffle_buffer=data.shuffle_buffer, cache=cache,
-                             drop_remainder=drop_remainder, resize=data.resize)
-      ds = ds.map(lambda x, y, key: finish(x, y, True, key), num_parallel_calls=AUTOTUNE)
-    else:
-      ds = _batches(examples, source.image_shape, batch, cache=cache, resize=data.resize)
-      ds = ds.map(lambda x, y: finish(x, y, False), num_parallel_calls=AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = data.deterministic  # False lets parallel stages reorder for speed
-    if sharded:  # sharded here, by example; tf.distribute must not shard it again
-      options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.prefetch(AUTOTUNE).with_options(options)
-
-  def train_epochs(first, last, skip=0, context=None):
-    """Training batches of epochs first..last-1 in a row, less the first `skip` global batches.
-    Under a tf.distribute strategy, `context` (an InputContext) selects one input pipeline: its
-    shard of the examples (equal shards, so every worker runs the same steps), per replica."""
-    if context is None:
-      return pipeline(train, True, "train", epochs=(first, last), skip=skip)
-    count, index = context.num_input_pipelines, context.input_pipeline_id
-    replicas_here = context.num_replicas_in_sync // count
-    return pipeline(shard(train, count, index), True,
-                    f"train-{index}-of-{count}" if count > 1 else "train",
-                    context.get_per_replica_batch_size(batch_size), sharded=True,
-                    epochs=(first, last), skip=skip * replicas_here)
-
+  augmenter = augment.parse(data.augment)
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
   mean, variance = channel_stats(train, source.image_shape, data.resize)
-  return Datasets(
-      train=pipeline(train, True, "train"), validation=pipeline(validation, False, "validation"),
-      test=pipeline(test, False, "test"), steps_per_epoch=steps, num_train=len(train),
+  datasets = Datasets(
+      train=None, validation=None, test=None, steps_per_epoch=steps, num_train=len(train),
       num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
       image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split,
-      class_counts=np.bincount(train.labels, minlength=num_classes), train_epochs=train_epochs,
-      batch_size=batch_size, drop_remainder=drop_remainder)
+      class_counts=np.bincount(train.labels, minlength=num_classes), train_examples=train,
+      data=data, augmenter=augmenter, seed=seed, batch_size=batch_size,
+      drop_remainder=drop_remainder)
+  datasets.train = training_batches(datasets, 0, 1)
+  datasets.validation = _evaluation_batches(datasets, validation, "validation")
+  datasets.test = _evaluation_batches(datasets, test, "test")
+  return datasets
 
 
 def shard(examples, count, index):
@@ -296,13 +295,13 @@ def distributed_train(datasets, strategy, epochs=(0, 1), skip=0):
   input pipeline through tf.distribute.InputContext (each worker reads only its shard, batched per
   replica; auto-sharding off); with one replica, as one dataset."""
   if strategy.num_replicas_in_sync == 1:
-    return datasets.train_epochs(*epochs, skip=skip), datasets.steps_per_epoch
-  pipelines = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") else 1  # pylint: disable=protected-access
+    return training_batches(datasets, *epochs, skip=skip), datasets.steps_per_epoch
+  pipelines = keras_compat.input_pipelines(strategy)
   replicas_here = strategy.num_replicas_in_sync // pipelines
   shard_size = datasets.num_train // pipelines
   per_replica = datasets.batch_size // strategy.num_replicas_in_sync
   batches = shard_size // per_replica if datasets.drop_remainder else -(-shard_size // per_replica)
   steps = -(-batches // replicas_here)
   dataset = strategy.distribute_datasets_from_function(
-      lambda context: datasets.train_epochs(*epochs, skip=skip, context=context))
+      lambda context: training_batches(datasets, *epochs, skip=skip, context=context))
   return dataset, steps

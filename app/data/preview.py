@@ -14,7 +14,7 @@ def augmentation_preview(config, path, count=32, repeats=1):
   source = sources.load(config.data)
   from app.data import pipeline  # pylint: disable=g-import-not-at-top
   examples = source.train.subset(np.repeat(np.arange(min(count, len(source.train))), repeats))
-  images, labels = next(iter(pipeline._batches(  # pylint: disable=protected-access
+  images, labels = next(iter(pipeline.ordered_batches(
       examples, source.image_shape, len(examples), cache=False)))
   images = tf.cast(images, tf.float32)
   labels = tf.one_hot(labels, len(source.class_names))

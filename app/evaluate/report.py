@@ -59,7 +59,7 @@ def _markdown(results, worst_count):
 
 def write(report_dir, results, probabilities, labels, images, class_names, indices):
   """Writes the report files into `report_dir` (created; the caller checked it is new or
-  empty). `results` is app.evaluation.compute's dict plus model, data, split and tta;
+  empty). `results` is app.evaluate.metrics.compute's dict plus model, data, split and tta;
   `indices` are the worst mistakes to show. Returns the results as written to report.json."""
   os.makedirs(report_dir, exist_ok=True)
   results = dict(results, written=datetime.datetime.now(datetime.timezone.utc).isoformat(

@@ -4,24 +4,19 @@ Train from fresh weights while the rate grows exponentially from min_rate to max
 batch per rate, and record the loss. The loss falls while the rate is useful and blows up past
 it; the suggestion is the rate of the lowest smoothed loss divided by 10 (a rate where the loss
 still falls fast, well short of the blow-up), and the steepest-descent rate is reported too.
+
+Here: the sweep (ExponentialSweep), the per-batch loss record (BatchLosses), the suggestion and
+read_suggested_rate, the one reader of the lr_find.json that app/train/lr_find.py writes.
 """
 
-import csv
 import json
 import math
-import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from app import accel
-from app.core import plots
-from app.data import pipeline
-from app.data import sources
 from app.core.errors import UsageError
-from app.models import build_model
-from app.optim.optimizers import build_optimizer
 
 SMOOTHING = 0.9  # exponential moving average of the batch losses (bias-corrected)
 STOP_FACTOR = 4.0  # stop once the smoothed loss exceeds 4x its minimum
@@ -42,7 +37,7 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
     return {"min_rate": self.min_rate, "max_rate": self.max_rate, "steps": self.steps}
 
 
-class _BatchLosses(keras.callbacks.Callback):
+class BatchLosses(keras.callbacks.Callback):
   """Per-batch losses (Keras logs a running mean over the epoch; differences recover each batch)
   and an early stop once the smoothed loss diverges."""
 
@@ -72,38 +67,14 @@ def suggest(rates, smoothed):
   return rates[best] / 10, rates[best], steepest
 
 
-def run_lr_find(config, output_dir, min_rate, max_rate, steps):
-  """Sweeps the recipe's model and data; writes lr_find.csv/.png/.json; returns the summary."""
-  if not 0 < min_rate < max_rate:
-    raise UsageError(f"need 0 < min_lr < max_lr; received {min_rate} and {max_rate}")
-  if steps < 10:
-    raise UsageError(f"steps={steps} is too few for a sweep; pass --steps=100 or more")
-  keras.utils.set_random_seed(config.seed)
-  accel.set_precision(config.runtime)
-  source = sources.load(config.data)
-  data = pipeline.build(source, config.data, config.train.batch_size, config.seed)
-  model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
-                      data.variance)
-  model.compile(
-      optimizer=build_optimizer(config.optim, ExponentialSweep(min_rate, max_rate, steps)),
-      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing))
-  recorder = _BatchLosses()
-  model.fit(data.train.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[recorder], verbose=0,
-            shuffle=False)  # the pipeline shuffles
-  rates = [min_rate * (max_rate / min_rate) ** (i / max(steps - 1, 1))
-           for i in range(len(recorder.losses))]
-  suggested, at_minimum, steepest = suggest(rates, recorder.smoothed)
-
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, "lr_find.csv"), "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(["step", "learning_rate", "loss", "smoothed_loss"])
-    writer.writerows(zip(range(len(rates)), rates, recorder.losses, recorder.smoothed))
-  plots.lr_find_curve(rates, recorder.smoothed, suggested, os.path.join(output_dir, "lr_find.png"))
-  summary = {"suggested_learning_rate": suggested, "min_loss_learning_rate": at_minimum,
-             "steepest_learning_rate": steepest, "steps_run": len(rates),
-             "batch_size": config.train.batch_size, "model": config.model.name,
-             "dataset": config.data.name}
-  with open(os.path.join(output_dir, "lr_find.json"), "w") as f:
-    json.dump(summary, f, indent=2)
-  return summary
+def read_suggested_rate(path):
+  """The suggested learning rate of an lr_find.json written by python -m app.lr_find."""
+  try:
+    with open(path) as f:
+      rate = float(json.load(f)["suggested_learning_rate"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UsageError(f"optim.learning_rate_from={path} is not an lr_find.json ({e}); run "
+                     "python -m app.lr_find and pass its output_dir/lr_find.json") from None
+  if not rate > 0:
+    raise UsageError(f"{path} suggests a non-positive learning rate {rate}")
+  return rate

@@ -177,7 +177,7 @@ class PlateauScaled(keras.optimizers.schedules.LearningRateSchedule):
 @SCHEDULES.register("plateau")
 def plateau(rate, total_steps, warmup_steps, steps_per_epoch, optim):
   """Constant (after warmup) until validation loss stalls for plateau_patience epochs, then
-  times decay_rate (app.callbacks.ReduceOnPlateau); floors at peak * final_fraction."""
+  times decay_rate (ReduceOnPlateau, below); floors at peak * final_fraction."""
   return PlateauScaled(_with_warmup(Constant(rate), warmup_steps))
 
 
@@ -186,3 +186,25 @@ def build_schedule(optim, peak_rate, total_steps, steps_per_epoch):
   return SCHEDULES.get(optim.schedule)(peak_rate, total_steps, warmup_steps, steps_per_epoch, optim)
 
 
+class ReduceOnPlateau(keras.callbacks.Callback):
+  """Lowers a PlateauScaled schedule's scale by `factor` when val_loss has not improved for
+  `patience` epochs (keras.callbacks.ReduceLROnPlateau cannot: it needs a float rate, and ours
+  is a schedule so warmup and the other schedules compose)."""
+
+  def __init__(self, schedule, factor, patience, min_scale):
+    super().__init__()
+    self.schedule, self.factor, self.patience, self.min_scale = schedule, factor, patience, min_scale
+    self.best, self.wait = float("inf"), 0
+
+  def on_epoch_end(self, epoch, logs=None):
+    loss = (logs or {}).get("val_loss")
+    if loss is None:
+      return
+    if loss < self.best:
+      self.best, self.wait = loss, 0
+      return
+    self.wait += 1
+    if self.wait >= self.patience:
+      scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
+      self.schedule.scale.assign(max(scale * self.factor, self.min_scale))
+      self.wait = 0

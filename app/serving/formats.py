@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from app import keras_compat
 from app.core.errors import UsageError
 from app.core.registry import Registry
 
@@ -35,18 +36,7 @@ class Format:
 
 
 def _convert_onnx(saved_model, signature, path):
-  # The steps of `python -m tf2onnx.convert --saved-model DIR --signature_def NAME`, in process.
-  from keras.src.export.tf2onnx_lib import patch_tf2onnx  # pylint: disable=g-import-not-at-top
-  from tf2onnx import convert, tf_loader  # pylint: disable=g-import-not-at-top
-  with warnings.catch_warnings():  # the patch probes np.object, which numpy 2 warns about
-    warnings.simplefilter("ignore", FutureWarning)
-    patch_tf2onnx()  # Keras's numpy 2 fixes for tf2onnx, as Model.export(format="onnx") applies
-  graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
-      saved_model, None, None, tag=["serve"], signatures=[signature],
-      return_tensors_to_rename=True)
-  convert._convert_common(  # pylint: disable=protected-access
-      graph_def, name=signature, input_names=inputs, output_names=outputs,
-      tensors_to_rename=renames, output_path=path)
+  keras_compat.convert_saved_model_to_onnx(saved_model, signature, path)
 
 
 def _convert_litert(saved_model, signature, path):

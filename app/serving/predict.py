@@ -5,16 +5,16 @@ Files go through the export's `serve_bytes` signature, the one TF Serving client
 is reported on its own row; the other files are still predicted.
 """
 
-import contextlib
 import csv
 import io
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from app.core import console
+from app.data import images as images_lib
 from app.data.sources import IMAGE_EXTENSIONS
 from app.core.errors import UsageError
 from app.core.registry import Registry
@@ -49,26 +49,11 @@ def _read_image(path, channels):
   except OSError as e:
     return None, f"cannot read it ({e.strerror or e})"
   try:
-    with _native_stderr_hidden():
-      tf.io.decode_image(data, channels=channels, expand_animations=False)
+    with console.native_stderr_hidden():  # libjpeg's own complaint: our one-line reason is clearer
+      images_lib.decode(data, channels)
   except (tf.errors.InvalidArgumentError, ValueError):
     return None, "not a decodable image (JPEG, PNG, GIF or BMP); skipped"
   return data, None
-
-
-@contextlib.contextmanager
-def _native_stderr_hidden():
-  """libjpeg prints its own complaint (e.g. 'Improper call to JPEG library') to fd 2 before TF
-  raises; the one-line reason we report per file says it better."""
-  sys.stderr.flush()
-  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
 
 
 def predict_files(loaded, metadata, paths, top_k=3, batch_size=64):

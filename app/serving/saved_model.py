@@ -9,12 +9,13 @@ The export is a Keras `ExportArchive` with four endpoints, each a SavedModel sig
 
 The dict: `probabilities` [batch, classes], `top_class_ids` [batch, k] (int32, best first),
 `top_probabilities` [batch, k] and `top_class_names` [batch, k] (tf.string), k = min(5, classes).
-Images are resized in the graph exactly as the training pipeline resizes them, and normalised by
-the model's own first layer, so a client sends raw pixels or files.
+Images are decoded and resized in the graph by the training pipeline's own functions
+(app/data/images.py, policy "resize"), and normalised by the model's own first layer, so a client
+sends raw pixels or files.
 
 The graph is float32 whatever policy the model trained under (`float32_model`). The archive is
 written into a hidden temporary folder beside the versions (TF Serving ignores non-numeric
-names), checked against the Keras model on held-out images (app/parity.py), and only then
+names), checked against the Keras model on held-out images (app/serving/parity.py), and only then
 renamed to the next free integer version: a reader never sees half an export, a failed check
 leaves nothing, and an existing version is never overwritten.
 """
@@ -28,9 +29,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from app import keras_compat
+from app.core.errors import UsageError
+from app.data import images as images_lib
 from app.serving import formats as export_formats
 from app.serving import parity
-from app.core.errors import UsageError
 
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 TOP_K = 5  # classes in the top_* outputs (fewer if the model has fewer classes)
@@ -68,10 +71,9 @@ def float32_model(model):
   already, so the copy is exact (the fix discussed in tensorflow/tensorflow#45441). A model trained
   under MultiWorkerMirroredStrategy is copied too: its predict would need every worker, while the
   chief exports alone."""
-  multi_worker = isinstance(getattr(model, "_distribute_strategy", None),
-                            tf.distribute.MultiWorkerMirroredStrategy)
+  multi_worker = isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
   if not multi_worker and all(layer.dtype_policy.name == "float32"
-                              for layer in model._flatten_layers()):  # pylint: disable=protected-access
+                              for layer in keras_compat.all_layers(model)):
     return model
   serialized = _with_float32_policies(keras.saving.serialize_keras_object(model))
   twin = keras.saving.deserialize_keras_object(serialized)
@@ -88,33 +90,25 @@ def normalization_of(model):
   return {"mean": np.ravel(layer.mean).tolist(), "variance": np.ravel(layer.variance).tolist()}
 
 
-def resize_like_training(images, height, width):
-  """float32 [batch, h, w, C] -> [batch, height, width, C], as app/data/pipeline.py resizes a
-  decoded image: bilinear, clipped to 0..255 and rounded to whole pixel values. Images already
-  of the training size pass through untouched, so they serve exactly what the model computes."""
-  same = tf.logical_and(tf.shape(images)[1] == height, tf.shape(images)[2] == width)
-  resized = lambda: tf.round(tf.clip_by_value(tf.image.resize(images, [height, width]), 0, 255))
-  images = tf.cond(same, lambda: images, resized)
-  return tf.ensure_shape(images, [None, height, width, images.shape[-1]])
-
-
 def build_archive(model, class_names):
   """The ExportArchive described in the module docstring."""
   height, width, channels = model.input_shape[1:]
   names = tf.constant(class_names, tf.string)
   top_k = min(TOP_K, len(class_names))
 
+  # Stretches ("resize") whatever data.resize the model trained with, as exports always have;
+  # serving the trained policy instead would change what existing clients get (a separate fix).
+  resize = lambda images: images_lib.resize(images, height, width, "resize")
+
   def classify(images):  # float32 [batch, h, w, C], 0..255
-    probabilities = model(resize_like_training(images, height, width), training=False)
+    probabilities = model(resize(images), training=False)
     top_probabilities, top_class_ids = tf.math.top_k(probabilities, k=top_k)
     return {"probabilities": probabilities, "top_class_ids": top_class_ids,
             "top_probabilities": top_probabilities,
             "top_class_names": tf.gather(names, top_class_ids)}
 
   def decode(data):
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    image = tf.cast(tf.ensure_shape(image, [None, None, channels]), tf.float32)
-    return resize_like_training(image[None], height, width)[0]
+    return resize(tf.cast(images_lib.decode(data, channels), tf.float32)[None])[0]
 
   archive = keras.export.ExportArchive()
   archive.track(model)

@@ -13,8 +13,6 @@ it is judged by the scaling rule, not compared). The table of what was measured 
 run directory as accel_probe.md / .json.
 """
 
-import json
-import os
 import time
 
 import keras
@@ -22,8 +20,9 @@ import ml_collections
 from absl import logging
 
 from app import accel, distribute
+from app.core import files
+from app.data import augment, pipeline
 from app.train import fitting
-from app.data import augment
 
 STEPS_PER_EXECUTION = 8
 
@@ -42,12 +41,18 @@ def _with(config, settings):
   return copy
 
 
-def measure_setting(config, settings, build_data, strategy, steps):
-  """Trains a fresh model under `settings` on the probe batches; returns (images/s, mean loss of
-  the timed steps)."""
+def datasets(source, config, fold=None):
+  """The run's app.data.pipeline.Datasets under `config` (batch size, drop_remainder for XLA)."""
+  return pipeline.build(source, config.data, config.train.batch_size, config.seed,
+                        drop_remainder=config.runtime.jit_compile, fold=fold)
+
+
+def measure_setting(config, settings, source, strategy, steps, fold=None):
+  """Trains a fresh model under `settings` on the probe batches of `source`; returns (images/s,
+  mean loss of the timed steps)."""
   from app.models import build_model  # pylint: disable=g-import-not-at-top
   candidate = _with(config, settings)
-  data = build_data(candidate)
+  data = datasets(source, candidate, fold)
   # The same batches for every candidate: whole executions of the largest steps_per_execution.
   warmup = 2 * STEPS_PER_EXECUTION
   timed = max(steps, 2 * STEPS_PER_EXECUTION) // STEPS_PER_EXECUTION * STEPS_PER_EXECUTION
@@ -61,7 +66,8 @@ def measure_setting(config, settings, build_data, strategy, steps):
       fitting.compile_model(model, candidate, data.steps_per_epoch,
                             candidate.optim.peak_learning_rate)
     epochs = -(-(warmup + timed) // data.steps_per_epoch)  # the same batches for every candidate
-    batches = data.train_epochs(0, epochs).map(lambda images, labels: (images, labels))
+    batches = pipeline.training_batches(data, 0, epochs).map(
+        lambda images, labels: (images, labels))
     model.fit(batches.take(warmup), epochs=1, verbose=0)  # tracing and compilation
     start = time.perf_counter()
     history = model.fit(batches.skip(warmup).take(timed), epochs=1, verbose=0)
@@ -71,11 +77,11 @@ def measure_setting(config, settings, build_data, strategy, steps):
   return timed * settings["batch_size"] / seconds, float(history.history["loss"][-1])
 
 
-def probe(config, build_data, strategy, measure=None):
-  """Runs the search in the module docstring; returns (chosen settings, table rows). `build_data`
-  maps a config to its app.data.pipeline.Datasets (batch size and drop_remainder follow it);
-  `measure` (default measure_setting, same arguments) times one setting: tools/bench_accel.py
-  passes one that reuses its own measurements."""
+def probe(config, source, strategy, fold=None, measure=None):
+  """Runs the search in the module docstring on the run's `source` (app.data.sources.Source;
+  `fold` as in pipeline.build); returns (chosen settings, table rows). `measure` (default
+  measure_setting, same arguments) times one setting: tools/bench_accel.py passes one that reuses
+  its own measurements."""
   measure = measure or measure_setting
   runtime, steps = config.runtime, config.runtime.accel_probe_steps
   single_replica = strategy.num_replicas_in_sync == 1
@@ -84,8 +90,8 @@ def probe(config, build_data, strategy, measure=None):
   def run(settings, switch, reference_loss=None, comparable=True):
     row = dict(settings, switch=switch)
     try:
-      row["images_per_second"], row["loss"] = measure(config, settings, build_data, strategy,
-                                                      steps)
+      row["images_per_second"], row["loss"] = measure(config, settings, source, strategy, steps,
+                                                      fold)
     except Exception as e:  # pylint: disable=broad-except
       row.update(images_per_second=None, loss=None, accepted=False,
                  note=f"failed: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}")
@@ -149,10 +155,10 @@ def apply(config, chosen):
   return copy
 
 
-def write_table(rows, chosen, run_dir):
-  """accel_probe.json (rows and choice) and accel_probe.md (a table) in the run directory."""
-  with open(os.path.join(run_dir, "accel_probe.json"), "w") as f:
-    json.dump({"chosen": chosen, "measured": rows}, f, indent=2)
+def write_table(rows, chosen, run):
+  """accel_probe.json (rows and choice) and accel_probe.md (a table) in the run directory `run`
+  (app.core.run_dir.RunDir)."""
+  run.write_json("accel_probe.json", {"chosen": chosen, "measured": rows})
   lines = ["| setting | precision | XLA | steps/exec | channels_last | batch | images/s | "
            "timed loss | accepted | note |", "|---|---|---|---:|---|---:|---:|---:|---|---|"]
   for row in rows:
@@ -164,5 +170,4 @@ def write_table(rows, chosen, run_dir):
                  f"{'yes' if row['accepted'] else 'no'} | {row.get('note', '')} |")
   lines.append("")
   lines.append(f"Chosen: {', '.join(f'{k}={v}' for k, v in chosen.items())}")
-  with open(os.path.join(run_dir, "accel_probe.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+  files.write_text(run.file("accel_probe.md"), "\n".join(lines) + "\n")

@@ -1,14 +1,17 @@
-"""Callbacks for the run directory: timing, history.csv, atomic checkpoints, backups for
-resuming, TensorBoard."""
+"""The run directory's callbacks and their order: timing, the time budget, the learning-rate log,
+the divergence guard, atomic checkpoints, history.csv and TensorBoard (build()). Backups are
+app/train/backup.py; weight averaging and the plateau schedule are app/optim's."""
 
-import glob
 import json
 import math
 import os
-import shutil
 import time
 
 import keras
+
+from app.core import files
+from app.optim.averaging import KeepEMAOnEarlyStop, Lookahead
+from app.optim.schedules import ReduceOnPlateau
 
 
 class Timing(keras.callbacks.Callback):
@@ -47,7 +50,7 @@ class Timing(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
   """Stops training cleanly (model.stop_training) once the run's clock (`timing`, so one budget
   across retries and transfer phases) passes `seconds`: the epoch it runs out in ends early and is
-  still validated, checkpointed and evaluated as usual. For time-aware searches (app/tuning)."""
+  still validated, checkpointed and evaluated as usual. For time-aware searches (app/tune)."""
 
   def __init__(self, timing, seconds):
     super().__init__()
@@ -73,9 +76,8 @@ class LearningRateLog(keras.callbacks.Callback):
 
 def save_atomically(model, path):
   """Write `path` through a temporary file and a rename: a crash never leaves half a checkpoint."""
-  temporary = f"{path}.tmp.keras"
-  model.save(temporary)
-  os.replace(temporary, path)
+  with files.atomic_path(path, ".keras") as temporary:
+    model.save(temporary)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -101,165 +103,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     if value is not None and (self.best is None or value > self.best):
       self.best = value
       save_atomically(self.model, os.path.join(self.directory, "best.keras"))
-      with open(self.best_record, "w") as f:
-        json.dump({self.monitor: float(value), "epoch": epoch + 1}, f)
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-  """keras.callbacks.BackupAndRestore (weights and optimizer state, at each epoch end and every
-  `save_freq` steps) made exact and atomic for resuming a killed or preempted run:
-
-  - each save is `weights-E-B.weights.h5` (epoch E, B batches of it done) written through a
-    temporary file, then `state.json` naming it, also renamed into place: a kill at any moment
-    leaves a consistent pair;
-  - the batch within the epoch is recorded across fit calls, and app/fitting.py restores it
-    itself (`restore`), skipping the batches already done (Keras's own restore would replay a
-    mid-epoch backup's epoch from its first batch);
-  - only the process that `writes` (the chief) saves; every worker restores from the same folder.
-  """
-
-  STATE = "state.json"
-
-  def __init__(self, backup_dir, save_freq="epoch", writes=True):
-    super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
-    self.writes, self._skipped, self._batches_done = writes, 0, 0
-
-  def start(self, epoch, skipped):
-    """Before each fit call: it begins at `epoch` with `skipped` of its batches already done."""
-    self._current_epoch, self._skipped, self._batches_done = epoch, skipped, skipped
-    self._last_batch_seen, self._batches_seen_since_last_saving = -1, 0
-
-  def on_train_begin(self, logs=None):
-    pass  # restored by app/fitting.py before fit, see restore()
-
-  def on_train_end(self, logs=None):
-    pass  # kept until the whole run has ended: app/training.py removes the folder
-
-  def on_train_batch_end(self, batch, logs=None):
-    self._batches_done = self._skipped + batch + 1
-    super().on_train_batch_end(batch, logs)
-
-  def on_epoch_end(self, epoch, logs=None):
-    self._skipped = self._batches_done = 0
-    super().on_epoch_end(epoch, logs)  # the next epoch, batch 0; saves when save_freq="epoch"
-    if self.save_freq != "epoch":
-      self._save_model()  # step-level backups also back up every epoch end
-
-  def _save_model(self):
-    if not self.writes or self.model.stop_training:  # DivergenceGuard stopped it: keep the last good
-      return
-    os.makedirs(self.backup_dir, exist_ok=True)
-    name = f"weights-{self._current_epoch}-{self._batches_done}.weights.h5"
-    temporary = os.path.join(self.backup_dir, f".{name}.tmp.weights.h5")
-    self.model.save_weights(temporary, overwrite=True)
-    os.replace(temporary, os.path.join(self.backup_dir, name))
-    state = {"epoch": self._current_epoch, "batches_done": self._batches_done, "weights": name}
-    temporary = os.path.join(self.backup_dir, f".{self.STATE}.tmp")
-    with open(temporary, "w") as f:
-      json.dump(state, f)
-    os.replace(temporary, os.path.join(self.backup_dir, self.STATE))
-    for old in glob.glob(os.path.join(self.backup_dir, "weights-*.weights.h5")):
-      if os.path.basename(old) != name:
-        os.remove(old)
-
-  @staticmethod
-  def read(backup_dir):
-    """The last backup's {"epoch", "batches_done", "weights"}, or None when there is none."""
-    path = os.path.join(backup_dir, Backup.STATE)
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      return json.load(f)
-
-  @staticmethod
-  def restore(model, backup_dir):
-    """Loads the last backup's weights and optimizer state into `model` (built, with its
-    optimizer built); returns (epoch, batches done of it), or None when there is no backup."""
-    state = Backup.read(backup_dir)
-    if state is None:
-      return None
-    model.load_weights(os.path.join(backup_dir, state["weights"]))
-    return state["epoch"], state["batches_done"]
-
-  @staticmethod
-  def remove(backup_dir):
-    shutil.rmtree(backup_dir, ignore_errors=True)
-
-
-class ReduceOnPlateau(keras.callbacks.Callback):
-  """Lowers a PlateauScaled schedule's scale by `factor` when val_loss has not improved for
-  `patience` epochs (keras.callbacks.ReduceLROnPlateau cannot: it needs a float rate, and ours
-  is a schedule so warmup and the other schedules compose)."""
-
-  def __init__(self, schedule, factor, patience, min_scale):
-    super().__init__()
-    self.schedule, self.factor, self.patience, self.min_scale = schedule, factor, patience, min_scale
-    self.best, self.wait = float("inf"), 0
-
-  def on_epoch_end(self, epoch, logs=None):
-    loss = (logs or {}).get("val_loss")
-    if loss is None:
-      return
-    if loss < self.best:
-      self.best, self.wait = loss, 0
-      return
-    self.wait += 1
-    if self.wait >= self.patience:
-      scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
-      self.schedule.scale.assign(max(scale * self.factor, self.min_scale))
-      self.wait = 0
-
-
-class Lookahead(keras.callbacks.Callback):
-  """Lookahead as airbench94 runs it (Zhang et al. 2019, "Lookahead Optimizer: k steps forward,
-  1 step back"): every `every` steps the slow weights move toward the trained (fast) ones,
-  slow = d * slow + (1 - d) * fast, and training goes on from them (fast = slow). d ramps up as
-  peak_decay * (step / total)^3, so early training runs nearly free and the end averages
-  strongly; the run's last step leaves the slow weights in the model (d = 1). Every float
-  variable takes part, batch-norm statistics included, as in airbench. A resumed run starts its
-  slow weights again from the restored ones."""
-
-  def __init__(self, every, peak_decay):
-    super().__init__()
-    self.every, self.peak_decay = every, peak_decay
-    self.epoch = self.synced = 0
-    self.variables = self.slow = None
-
-  def on_train_begin(self, logs=None):
-    self.total = self.params["epochs"] * self.params["steps"]
-    self.variables = [v for v in self.model.variables if keras.backend.is_float_dtype(v.dtype)]
-    self.slow = [keras.ops.copy(v) for v in self.variables]  # snapshots, not views
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.epoch = epoch
-
-  def decay(self, step):
-    return 1.0 if step >= self.total else self.peak_decay * (step / self.total) ** 3
-
-  def on_train_batch_end(self, batch, logs=None):
-    step = self.epoch * self.params["steps"] + batch + 1  # steps_per_execution: the last one
-    if step // self.every == self.synced // self.every and step < self.total:
-      return
-    self.synced, decay = step, self.decay(step)
-    for index, variable in enumerate(self.variables):
-      slow = self.slow[index] * decay + keras.ops.convert_to_tensor(variable) * (1.0 - decay)
-      self.slow[index] = slow
-      variable.assign(slow)
-
-
-class KeepEMAOnEarlyStop(keras.callbacks.Callback):
-  """SwapEMAWeights(swap_on_epoch=True) re-syncs the optimizer's EMA slots only after the last
-  planned epoch; when training stops earlier, fit()'s final `finalize_variable_values` would copy
-  the swapped-out raw weights back into the model. This re-syncs on an early stop (it runs after
-  EarlyStopping, so a restored best EMA snapshot is what stays)."""
-
-  def __init__(self, swap):
-    super().__init__()
-    self.swap = swap
-
-  def on_epoch_end(self, epoch, logs=None):
-    if self.model.stop_training and epoch != self.params["epochs"] - 1:
-      self.swap._finalize_ema_values()  # pylint: disable=protected-access
+      files.write_json(self.best_record, {self.monitor: float(value), "epoch": epoch + 1})
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -1,21 +1,21 @@
 """k-fold cross-validation: the same recipe trained k times, each fold of the training split
 held out once; reports mean and standard deviation of the held-out accuracy."""
 
-import json
 import os
 
 import ml_collections
 import numpy as np
 from absl import logging
 
-from app import config as config_lib
-from app.train import train_and_evaluate as training
+from app.core.run_dir import RunDir
+from app.train.train_and_evaluate import train_and_evaluate
 
 
 def cross_validate(config):
   """Runs config.train.cv_folds trainings into <output_dir>/fold-<k>/ (no exports) and writes
   <output_dir>/cv_metrics.json; returns that summary."""
-  config_lib.check_output_dir(config.output_dir)
+  run = RunDir(config.output_dir)
+  run.check_new_or_resumable()
   folds, results = config.train.cv_folds, []
   for fold in range(folds):
     fold_config = ml_collections.ConfigDict(config.to_dict())
@@ -23,7 +23,7 @@ def cross_validate(config):
     fold_config.train.backup_dir = os.path.join(fold_config.output_dir, "backup")
     fold_config.export.enabled = False
     logging.info("cross-validation: fold %d of %d", fold + 1, folds)
-    results.append(training.train_and_evaluate(fold_config, fold=(fold, folds)))
+    results.append(train_and_evaluate(fold_config, fold=(fold, folds)))
   accuracies = np.array([r["validation_accuracy"] for r in results])
   summary = {
       "cv_folds": folds,
@@ -33,6 +33,5 @@ def cross_validate(config):
       "train_seconds": float(sum(r["train_seconds"] for r in results)),
       "fold_dirs": [os.path.join(config.output_dir, f"fold-{k + 1}") for k in range(folds)],
   }
-  with open(os.path.join(config.output_dir, "cv_metrics.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  run.write_json("cv_metrics.json", summary)
   return summary

@@ -8,11 +8,11 @@ halves the learning rate and goes on from that epoch, up to MAX_RETRIES times.
 import os
 
 import keras
-import tensorflow as tf
 from absl import logging
 
-from app import multi_worker
+from app import distribute
 from app.train import callbacks
+from app.train.backup import Backup
 from app.data import pipeline
 from app.core.errors import UsageError
 from app.optim.optimizers import build_optimizer
@@ -48,11 +48,11 @@ def _backup(model, data, config, strategy, first_epoch):
   if config.train.frozen_epochs or not config.train.backup_dir:
     return None, first_epoch, 0
   save_freq = config.train.backup_every_steps or "epoch"
-  backup = callbacks.Backup(config.train.backup_dir, save_freq,
+  backup = Backup(config.train.backup_dir, save_freq,
                             writes=strategy.extended.should_checkpoint)
   with strategy.scope():
     model.optimizer.build(model.trainable_variables)
-  resumed = callbacks.Backup.restore(model, config.train.backup_dir)
+  resumed = Backup.restore(model, config.train.backup_dir)
   if resumed is None:
     return backup, first_epoch, 0
   logging.info("resuming from the backup in %s: epoch %d, %d of its %d steps done",
@@ -70,18 +70,18 @@ def _fit_spans(first, last, skip):
   return [(first, last, 0)]
 
 
-def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=None):
-  """Trains for config.train.epochs; returns (merged history dict, Timing callback). Epochs are
+def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None):
+  """Trains for config.train.epochs, writing into the run directory `run` (app.core.run_dir.RunDir);
+  returns (merged history dict, Timing callback). Epochs are
   numbered from `first_epoch`: a later phase of a run (app/transfer.py) continues the count.
   A backup in config.train.backup_dir (a killed run's) is resumed from, at the same batch."""
   rate, last_epoch = config.optim.peak_learning_rate, first_epoch + config.train.epochs
-  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    multi_worker.build_before_fit(model, data.train)
+  distribute.prepare_fit(model, data.train, strategy)
   first_weights = model.get_weights()
   backup, initial_epoch, skip = _backup(model, data, config, strategy, first_epoch)
   history, history_start = {}, initial_epoch
-  for attempt in range(MAX_RETRIES + 1):
-    timing, guard, run_callbacks = callbacks.build(run_dir, config, schedule, timing, backup)
+  for attempt in range(MAX_RETRIES + 1):  # the last attempt returns or raises
+    timing, guard, run_callbacks = callbacks.build(run.path, config, schedule, timing, backup)
     for span_first, span_last, span_skip in _fit_spans(initial_epoch, last_epoch, skip):
       train, steps = pipeline.distributed_train(data, strategy, (span_first, span_last), span_skip)
       if backup:
@@ -98,7 +98,7 @@ def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=
     skip = 0
     if not guard.diverged:
       return history, timing
-    last_good = os.path.join(run_dir, "checkpoints", "last.keras")
+    last_good = run.checkpoint("last")
     if config.train.on_divergence != "retry" or attempt == MAX_RETRIES:
       kept = f"the last good checkpoint {last_good} is intact" if os.path.exists(last_good) else \
           "no epoch finished, so no checkpoint was written"
@@ -122,4 +122,3 @@ def fit(model, data, config, run_dir, schedule, strategy, first_epoch=0, timing=
       schedule = compile_model(model, config, data.steps_per_epoch, rate)
       model.optimizer.build(model.trainable_variables)
       model.optimizer.iterations.assign((initial_epoch - first_epoch) * data.steps_per_epoch)
-  raise AssertionError("unreachable")

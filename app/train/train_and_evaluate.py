@@ -1,31 +1,26 @@
 """train_and_evaluate(config): resolved config -> data -> model -> fit -> evaluate -> export.
 
 The one readable path through a run. Everything that can reject the input (config, data) runs
-before the run directory is created, so bad input writes nothing.
+before the run directory is created, so bad input writes nothing. The run directory is one
+RunDir (app/core/run_dir.py), handed to fit, transfer and the export's metadata.
 """
 
-import json
-import os
 import platform
-import shutil
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 from app import accel, distribute
-from app.train import callbacks
-from app.serving import formats as export_formats
-from app.train import fitting
-from app.serving import parity
 from app.core import plots
-from app.core import run_dir as runs
-from app.serving import saved_model as serving
-from app.train import accel_probe
-from app.train import transfer
-from app import config as config_lib
-from app.data import augment, checks, pipeline, sources
+from app.core.run_dir import RunDir
+from app.data import augment, checks, sources
 from app.models import build_model, init_from_data
+from app.serving import parity
+from app.serving import saved_model as serving
+from app.serving.runs import export_metadata
+from app.train import accel_probe, fitting, transfer
+from app.train.backup import Backup
 
 
 def _images_trained(data, timing, resumed_from, config):
@@ -38,13 +33,14 @@ def train_and_evaluate(config, fold=None):
   """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
   is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
   of the training split (app.cross_validation)."""
-  role = distribute.role(config.runtime)
+  role = distribute.role(config.runtime, config.derived.strategy)
   if not role.is_chief:  # only the chief writes the run directory and the export
     config = distribute.worker_config(config, role)
-  run_dir = config.output_dir
-  config_lib.check_output_dir(run_dir, config.train.backup_dir)
+  run = RunDir(config.output_dir, config.train.backup_dir)
+  run.check_new_or_resumable()
   # First TensorFlow work: MultiWorkerMirroredStrategy and split CPU devices must come before any.
-  strategy, strategy_reason = distribute.strategy_from_config(config.runtime)
+  strategy, strategy_reason = distribute.strategy_from_config(
+      config.runtime, config.derived.strategy, config.derived.strategy_reason)
   keras.utils.set_random_seed(config.seed)
 
   # === Data ===
@@ -53,17 +49,15 @@ def train_and_evaluate(config, fold=None):
 
   # === Runtime === (--accel=auto measures the switches first: app/accel_probe.py)
   accel.set_precision(config.runtime)
-  build_data = lambda c: pipeline.build(source, c.data, c.train.batch_size, c.seed,
-                                        drop_remainder=c.runtime.jit_compile, fold=fold)
-  probed, started = None, role.is_chief and config_lib.resumed_config(config)
+  probed, started = None, role.is_chief and run.started_config(config)
   if config.runtime.accel == "auto" and started:  # resuming: the switches the run started with
     probed = (accel_probe.settings_of(started), [])
   elif config.runtime.accel == "auto":
-    probed = accel_probe.probe(config, build_data, strategy)
+    probed = accel_probe.probe(config, source, strategy, fold)
   if probed:
     config = accel_probe.apply(config, probed[0])
     accel.set_precision(config.runtime)
-  data = build_data(config)
+  data = accel_probe.datasets(source, config, fold)
   logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
                source.description, len(data.class_names), data.num_train, data.num_validation,
                data.num_test, data.image_shape)
@@ -80,25 +74,24 @@ def train_and_evaluate(config, fold=None):
   logging.info("model: %s, %d parameters", model.name, model.count_params())
 
   # === Run directory === (only now: everything above may still reject the input)
-  os.makedirs(run_dir, exist_ok=True)
-  config_lib.save(config, os.path.join(run_dir, "config.yaml"))
-  with open(os.path.join(run_dir, "data_report.json"), "w") as f:
-    json.dump(data_report, f, indent=2)
+  run.create()
+  run.save_config(config)
+  run.write_json("data_report.json", data_report)
   if probed and probed[1]:
-    accel_probe.write_table(probed[1], probed[0], run_dir)
+    accel_probe.write_table(probed[1], probed[0], run)
 
   plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
-                               os.path.join(run_dir, "learning_rate.png"))
+                               run.file("learning_rate.png"))
 
-  # === Fit === (transfer learning trains the head, then fine-tunes: app/transfer.py)
-  resumed_from = callbacks.Backup.read(config.train.backup_dir)  # a killed run's last backup
+  # === Fit === (transfer learning trains the head, then fine-tunes: app/train/transfer.py)
+  resumed_from = Backup.read(run.backup_dir)  # a killed run's last backup
   if config.train.frozen_epochs:
-    history, timing = transfer.fit_two_phase(model, data, config, run_dir, strategy)
+    history, timing = transfer.fit_two_phase(model, data, config, run, strategy)
   else:
-    history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy)
-  transfer.save_backbone_weights(model, run_dir)  # backbone.weights.h5, for a later --weights
+    history, timing = fitting.fit(model, data, config, run, schedule, strategy)
+  transfer.save_backbone_weights(model, run)  # backbone.weights.h5, for a later --weights
   train_seconds = timing.elapsed_seconds
-  plots.training_curves(history, os.path.join(run_dir, "training_curves.png"),
+  plots.training_curves(history, run.file("training_curves.png"),
                         config.train.validation_every_epochs)
 
   # === Evaluate ===
@@ -135,14 +128,13 @@ def train_and_evaluate(config, fold=None):
   if config.export.enabled:
     metrics["export_path"] = serving.export_saved_model(
         model, config.export.dir, config.name, data.class_names,
-        runs.export_metadata(config, metrics),
+        export_metadata(config, metrics),
         parity_images=parity.take_images(data.test, config.export.parity_images),
-        formats=export_formats.parse(config.export.formats))
+        formats=tuple(config.derived.export_formats))
     logging.info("exported %s", metrics["export_path"])
-  with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-    json.dump(metrics, f, indent=2)
+  run.write_json("metrics.json", metrics)
   if role.is_chief:  # the run is complete: nothing left to resume
-    callbacks.Backup.remove(config.train.backup_dir)
+    run.remove_backup()
   else:
-    shutil.rmtree(run_dir, ignore_errors=True)
+    run.remove()
   return metrics

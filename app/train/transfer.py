@@ -16,7 +16,6 @@ After training, every run of a backbone family saves `<run_dir>/backbone.weights
 `--weights` (config.model.weights) loads into the backbone of the next run.
 """
 
-import os
 
 import keras
 import ml_collections
@@ -36,26 +35,26 @@ def _phase_config(config, epochs, peak_rate):
   return phase
 
 
-def _fit_phase(model, data, config, run_dir, strategy, first_epoch, timing=None):
+def _fit_phase(model, data, config, run, strategy, first_epoch, timing=None):
   with strategy.scope():
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
-  history, timing = fitting.fit(model, data, config, run_dir, schedule, strategy,
+  history, timing = fitting.fit(model, data, config, run, schedule, strategy,
                                 first_epoch=first_epoch, timing=timing)
   return history, timing, schedule
 
 
-def train_head(model, data, config, run_dir, strategy):
+def train_head(model, data, config, run, strategy):
   """Phase 1: the head alone for train.frozen_epochs epochs, the backbone frozen."""
   backbone_of(model).trainable = False
   logging.info("transfer phase 1: %d epochs, head only (backbone frozen)",
                config.train.frozen_epochs)
   return _fit_phase(model, data, _phase_config(config, config.train.frozen_epochs,
                                                config.optim.peak_learning_rate),
-                    run_dir, strategy, first_epoch=0)
+                    run, strategy, first_epoch=0)
 
 
-def fine_tune(model, data, config, run_dir, strategy, timing=None):
+def fine_tune(model, data, config, run, strategy, timing=None):
   """Phase 2: everything but batch-norm statistics, at the lower rate, for the other epochs."""
   backbone = backbone_of(model)
   backbone.trainable = True
@@ -66,32 +65,32 @@ def fine_tune(model, data, config, run_dir, strategy, timing=None):
   rate = config.optim.peak_learning_rate * config.optim.fine_tune_rate_factor
   logging.info("transfer phase 2: %d epochs, fine-tuning at learning rate %g (batch norm frozen)",
                epochs, rate)
-  return _fit_phase(model, data, _phase_config(config, epochs, rate), run_dir, strategy,
+  return _fit_phase(model, data, _phase_config(config, epochs, rate), run, strategy,
                     first_epoch=config.train.frozen_epochs, timing=timing)
 
 
-def fit_two_phase(model, data, config, run_dir, strategy):
+def fit_two_phase(model, data, config, run, strategy):
   """Phase 1 then phase 2 (module docstring); returns what fitting.fit returns, over both
   phases, and redraws <run_dir>/learning_rate.png with both phases' schedules."""
-  history, timing, head_schedule = train_head(model, data, config, run_dir, strategy)
+  history, timing, head_schedule = train_head(model, data, config, run, strategy)
   head_steps = config.train.frozen_epochs * data.steps_per_epoch
   schedule = head_schedule
   if config.train.epochs > config.train.frozen_epochs:
-    more, timing, tune_schedule = fine_tune(model, data, config, run_dir, strategy, timing)
+    more, timing, tune_schedule = fine_tune(model, data, config, run, strategy, timing)
     for key, values in more.items():
       history.setdefault(key, []).extend(values)
     schedule = lambda step: head_schedule(step) if step < head_steps else \
         tune_schedule(step - head_steps)
   plots.learning_rate_schedule(schedule, config.train.epochs * data.steps_per_epoch,
-                               data.steps_per_epoch, os.path.join(run_dir, "learning_rate.png"))
+                               data.steps_per_epoch, run.file("learning_rate.png"))
   return history, timing
 
 
-def save_backbone_weights(model, run_dir):
-  """Writes <run_dir>/backbone.weights.h5 for a model with a backbone; returns its path or None."""
+def save_backbone_weights(model, run):
+  """Writes <run dir>/backbone.weights.h5 for a model with a backbone; returns its path or None."""
   backbone = backbone_of(model)
   if backbone is None:
     return None
-  path = os.path.join(run_dir, BACKBONE_WEIGHTS)
+  path = run.file(BACKBONE_WEIGHTS)
   backbone.save_weights(path)
   return path

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 
-from app import config as config_lib
+from app.core import run_dir
 from app.core.errors import UsageError
 from app.tune import trials
 
@@ -31,7 +31,7 @@ def _data_identity(data):
 def _flat(config):
   """`config`'s keys flattened ("optim.learning_rate") with their values as fingerprint.json
   holds them."""
-  return json.loads(json.dumps(config_lib._flatten(config.to_dict()), default=str))  # pylint: disable=protected-access
+  return json.loads(json.dumps(run_dir.flatten(config.to_dict()), default=str))
 
 
 def fingerprint(config, plan):

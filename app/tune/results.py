@@ -8,6 +8,7 @@ import json
 import math
 import os
 
+from app.core import files
 from app.tune.trials import HYPERBAND_KEYS, trial_values, write_json
 
 _COMPLETED = "COMPLETED"
@@ -17,13 +18,6 @@ def _metric(trial, name):
   if not trial.metrics.exists(name):
     return None
   return trial.metrics.get_last_value(name)
-
-
-def _write_text(path, text):
-  temporary = f"{path}.tmp"
-  with open(temporary, "w") as f:
-    f.write(text)
-  os.replace(temporary, path)
 
 
 def _reason(search_dir, trial):
@@ -73,11 +67,11 @@ def write_leaderboard(search_dir, table):
   writer = csv.DictWriter(text, columns)
   writer.writeheader()
   writer.writerows(table)
-  _write_text(os.path.join(search_dir, "leaderboard.csv"), text.getvalue())
+  files.write_text(os.path.join(search_dir, "leaderboard.csv"), text.getvalue())
   lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   lines += ["| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |"
             for row in table]
-  _write_text(os.path.join(search_dir, "leaderboard.md"), "\n".join(lines) + "\n")
+  files.write_text(os.path.join(search_dir, "leaderboard.md"), "\n".join(lines) + "\n")
 
 
 def best_recipe_text(plan, trial):
@@ -121,5 +115,5 @@ def write(plan, trials):
   write_leaderboard(plan.search_dir, table)
   best = [t for t in trials if t.trial_id == (table[0]["trial"] if table else None)]
   if best and best[0].status == _COMPLETED:
-    _write_text(os.path.join(plan.search_dir, "best_recipe.py"), best_recipe_text(plan, best[0]))
+    files.write_text(os.path.join(plan.search_dir, "best_recipe.py"), best_recipe_text(plan, best[0]))
     write_json(os.path.join(plan.search_dir, "best_trial.json"), table[0])

@@ -1,4 +1,4 @@
-"""The search: KerasTuner's oracles choose, app.train subprocesses train (app/tuning/trials.py).
+"""The search: KerasTuner's oracles choose, app.train subprocesses train (app/tune/trials.py).
 
 <search_dir>/ holds fingerprint.json (what the search was made for), kerastuner/ (KerasTuner's
 oracle and trial state, from which the same command resumes), trials/<id>/, leaderboard.csv,
@@ -10,7 +10,6 @@ and run them. Only the chief (or a lone search) checks the fingerprint, overwrit
 the results.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,9 +18,9 @@ import tempfile
 import time
 
 import keras_tuner
-from keras_tuner.src.distribute import utils as dist_utils
 
 from app import config as config_lib
+from app import keras_compat
 from app.core.errors import UsageError
 from app.core.registry import Registry
 from app.tune import objectives, results, space, trials
@@ -85,18 +84,13 @@ def make_plan(config, recipe, overrides, search_dir):
 
 # === KerasTuner: the oracles, made to write atomically and report after every trial ===
 
-def _atomic_save(path, state):
-  trials.write_json(path, state)
-  return json.dumps(state)
-
-
 def _recording(oracle_class, plan):
   """`oracle_class` whose state files are written atomically (a kill never leaves half an
-  oracle.json), which starts no trial once the search's time budget is spent, and which rewrites
-  the leaderboard and best recipe after every trial, wherever the oracle lives (the lone search,
-  or the chief serving workers)."""
+  oracle.json: app/keras_compat.py), which starts no trial once the search's time budget is spent,
+  and which rewrites the leaderboard and best recipe after every trial, wherever the oracle lives
+  (the lone search, or the chief serving workers)."""
 
-  class Recording(oracle_class):
+  class Recording(keras_compat.with_atomic_state_files(oracle_class, trials.write_json)):
 
     def populate_space(self, trial_id):
       if plan.seconds_left() <= 0:
@@ -104,13 +98,6 @@ def _recording(oracle_class, plan):
               flush=True)
         return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
       return super().populate_space(trial_id)
-
-    def save(self):
-      _atomic_save(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial):
-      _atomic_save(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
-                   trial.get_state())
 
     def end_trial(self, trial):
       super().end_trial(trial)
@@ -135,7 +122,7 @@ def build_oracle(plan):
 
 
 class SubprocessTuner(keras_tuner.Tuner):
-  """run_trial trains the trial's values in a fresh app.train process (app/tuning/trials.py)."""
+  """run_trial trains the trial's values in a fresh app.train process (app/tune/trials.py)."""
 
   def __init__(self, oracle, plan, directory):
     self.plan = plan
@@ -153,12 +140,12 @@ class SubprocessTuner(keras_tuner.Tuner):
     return metrics
 
   def save(self):
-    if not self._is_worker():
+    if not keras_compat.tuner_is_worker(self):
       self.oracle.save()
-    _atomic_save(self._get_tuner_fname(), self.get_state())
+    trials.write_json(keras_compat.tuner_state_file(self), self.get_state())
 
   def search(self, *args, **kwargs):
-    if dist_utils.is_chief_oracle():
+    if keras_compat.is_chief_oracle():
       self.oracle.verbose = kwargs.get("verbose", 1)
       self.save()
       serve(self.oracle)
@@ -167,28 +154,16 @@ class SubprocessTuner(keras_tuner.Tuner):
 
 
 def serve(oracle):
-  """KerasTuner's chief server (oracle_chief.start_server), polling every second for the end
-  rather than every 20 s once the first worker is told to stop."""
-  from keras_tuner.src.distribute import oracle_chief  # pylint: disable=g-import-not-at-top
-  import grpc  # pylint: disable=g-import-not-at-top
-  from concurrent import futures  # pylint: disable=g-import-not-at-top
-  from keras_tuner.src import protos  # pylint: disable=g-import-not-at-top
-  server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-  servicer = oracle_chief.OracleServicer(oracle)
-  protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+  """Serves the oracle to the workers until the search ends (KerasTuner's chief server, polled
+  every second: app/keras_compat.py)."""
   address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-  if not server.add_insecure_port(address):
+  if not keras_compat.serve_oracle(oracle, address):
     raise UsageError(f"the chief cannot listen on {address}; set KERASTUNER_ORACLE_IP/PORT to "
                      "an address of this host and a free port")
-  server.start()
-  print(f"[chief] serving the oracle on {address}", flush=True)
-  while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
-    time.sleep(1)
-  server.stop(grace=5)
 
 
 def is_worker():
-  return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
+  return keras_compat.has_chief_oracle() and not keras_compat.is_chief_oracle()
 
 
 def run_search(config, plan, overwrite):

@@ -16,7 +16,6 @@ Arguments are Python literals, read with ast.literal_eval: nothing in a recipe's
 
 import ast
 import dataclasses
-import json
 import re
 
 from app.core.errors import UsageError
@@ -60,12 +59,18 @@ def _literal(entry, node):
 
 
 def _read_lr_find(entry, path, factor):
+  # Imported here, as keras_tuner in declare(): app.optim loads Keras, and a space without
+  # lr_find(...) parses without TensorFlow start-up.
+  from app.optim.lr_find import read_suggested_rate  # pylint: disable=g-import-not-at-top
   try:
-    with open(path) as f:
-      rate = float(json.load(f)["suggested_learning_rate"])
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    _fail(entry, f"{path} is not an lr_find.json ({e}); run python -m app.lr_find first")
-  if not rate > 0 or not factor > 1:
+    rate = read_suggested_rate(path)
+  except UsageError as e:
+    # Its messages name optim.learning_rate_from; an entry of the space says it in its own words.
+    if e.__context__ is None:  # the file was read, but its rate is not positive
+      _fail(entry, str(e))
+    _fail(entry, f"{path} is not an lr_find.json ({e.__context__}); run python -m app.lr_find "
+          "first")
+  if not factor > 1:
     _fail(entry, f"needs a positive suggested rate and a factor > 1; got {rate} and {factor}")
   return rate / factor, rate * factor
 

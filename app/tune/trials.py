@@ -22,6 +22,8 @@ import time
 
 from keras_tuner import errors
 
+from app.core import files
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HYPERBAND_KEYS = "tuner/"  # the Hyperband oracle's own values (epochs, bracket, parent trial)
 
@@ -31,9 +33,9 @@ class Plan:
   """What every trial of a search shares."""
   recipe: str  # absolute path of the --config recipe
   overrides: dict  # the command line's --config.<key> overrides (and shortcut flags), by key
-  params: tuple  # app.tuning.space.Param
+  params: tuple  # app.tune.space.Param
   search: object  # the recipe's search section (ConfigDict)
-  objective: object  # app.tuning.objectives.Objective
+  objective: object  # app.tune.objectives.Objective
   search_dir: str
   epochs: int  # the recipe's train.epochs
   warmup_epochs: float  # the recipe's optim.warmup_epochs
@@ -45,11 +47,8 @@ class Plan:
 
 
 def write_json(path, value):
-  """Atomically: a temporary file renamed into place."""
-  temporary = f"{path}.tmp"
-  with open(temporary, "w") as f:
-    json.dump(value, f, indent=2, default=str)
-  os.replace(temporary, path)
+  """Atomically (app/core/files.py); values JSON cannot hold are written as their str()."""
+  files.write_json(path, value, default=str)
 
 
 def override_flag(key, value):

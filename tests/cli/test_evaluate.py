@@ -9,8 +9,9 @@ import sys
 import keras
 import pytest
 
-from app.core import run_dir as runs
+from app.core.run_dir import load_config
 from app.models import load_model
+from app.serving.runs import load_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT_FILES = {"report.md", "report.json", "confusion_matrix.png", "worst_mistakes.png",
@@ -34,7 +35,7 @@ def test_report_numbers_agree_with_model_evaluate(trained_run):
   model.compile(loss=keras.losses.CategoricalCrossentropy(),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                          keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
-  data = runs.load_data(runs.load_config(trained_run.run_dir), 256)
+  data = load_data(load_config(trained_run.run_dir), 256)
   expected = model.evaluate(data.test, verbose=0, return_dict=True)
   assert report["images"] == data.num_test == 600
   assert report["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)

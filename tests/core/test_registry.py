@@ -1,4 +1,4 @@
-"""app/registry.py: register by decorator or call, look up by name, unknown names list choices."""
+"""app/core/registry.py: register by decorator or call, look up by name, unknown names list choices."""
 
 import functools
 

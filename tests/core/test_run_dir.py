@@ -1,36 +1,19 @@
-"""app/runs.py: reading a finished run back, and loading checkpoints in safe mode only."""
+"""app/core/run_dir.py: a run directory is new, empty or resumable, its config is read back with
+keys the schema gained since, and a resumed run must be started with the same settings."""
 
 import os
 
 import pytest
 import yaml
 
+from app import config as config_lib
 from app.core import run_dir as runs
 from app.core.errors import UsageError
+from app.core.run_dir import RunDir
 from configs import default
 
 
-def test_a_lambda_layer_checkpoint_is_refused_by_safe_mode(unsafe_keras_file):
-  before = os.path.getmtime(unsafe_keras_file)
-  with pytest.raises(UsageError, match="refusing to load .*unsafe.keras: it holds Python code"):
-    runs.load_checkpoint(unsafe_keras_file)
-  assert os.path.getmtime(unsafe_keras_file) == before
-
-
-@pytest.mark.parametrize("content,expected", [
-    (b"PK\x03\x04 not really a zip", "is not a .keras model file"),
-    (b"hello", "is not a .keras model file"),
-])
-def test_corrupt_checkpoints_are_one_line_errors(tmp_path, content, expected):
-  path = tmp_path / "broken.keras"
-  path.write_bytes(content)
-  with pytest.raises(UsageError, match=expected):
-    runs.load_checkpoint(str(path))
-
-
-def test_missing_checkpoint_and_run_dir(tmp_path):
-  with pytest.raises(UsageError, match="does not exist"):
-    runs.load_checkpoint(str(tmp_path / "none.keras"))
+def test_missing_run_dir(tmp_path):
   with pytest.raises(UsageError, match="is not a run directory"):
     runs.load_config(str(tmp_path))
   assert runs.load_metrics(str(tmp_path)) == {}
@@ -49,3 +32,58 @@ def test_checkpoint_names():
   assert runs.checkpoint_path("r", "best") == os.path.join("r", "checkpoints", "best.keras")
   assert runs.checkpoint_path("r", "last") == os.path.join("r", "checkpoints", "last.keras")
   assert runs.checkpoint_path("r", "/x/model.keras") == "/x/model.keras"
+
+
+def test_new_or_resumable_resumes_only_an_unfinished_run(tmp_path):
+  backup = tmp_path / "backup"
+  backup.mkdir()
+  (backup / "state.json").write_text('{"epoch": 1, "batches_done": 8, "weights": "w"}')
+  RunDir(str(tmp_path), str(backup)).check_new_or_resumable()  # a killed run: resumed
+  (tmp_path / "metrics.json").write_text("{}")
+  with pytest.raises(UsageError, match="already exists"):  # a finished run: never overwritten
+    RunDir(str(tmp_path), str(backup)).check_new_or_resumable()
+
+
+def test_new_or_resumable_refuses_non_empty_dir(tmp_path):
+  (tmp_path / "metrics.json").write_text("{}")
+  with pytest.raises(UsageError, match=str(tmp_path)):
+    RunDir(str(tmp_path)).check_new_or_resumable()
+
+
+def test_new_or_resumable_accepts_empty_or_new_dir(tmp_path):
+  RunDir(str(tmp_path)).check_new_or_resumable()
+  RunDir(str(tmp_path / "new")).check_new_or_resumable()
+
+
+def _started(tmp_path, config):
+  run = RunDir(config.output_dir, config.train.backup_dir)
+  run.create()
+  run.save_config(config)
+  os.makedirs(run.backup_dir)
+  with open(os.path.join(run.backup_dir, "state.json"), "w") as f:
+    f.write('{"epoch": 1, "batches_done": 0, "weights": "w"}')
+  return run
+
+
+def test_started_config_is_the_saved_one_and_refuses_other_settings(tmp_path):
+  config = default.get_config()
+  config.output_dir = str(tmp_path / "run")
+  resolved = config_lib.resolve(config)
+  run = _started(tmp_path, resolved)
+  as_saved = yaml.safe_load(yaml.safe_dump(resolved.to_dict()))  # tuples come back as lists
+  assert run.started_config(resolved).to_dict() == as_saved
+  config.seed = 7
+  with pytest.raises(UsageError, match="seed: 0 -> 7"):
+    run.started_config(config_lib.resolve(config))
+
+
+def test_a_key_added_since_the_run_started_counts_as_unchanged(tmp_path):
+  config = default.get_config()
+  config.output_dir = str(tmp_path / "run")
+  resolved = config_lib.resolve(config)
+  run = _started(tmp_path, resolved)
+  saved = yaml.safe_load(open(run.file("config.yaml")))
+  del saved["optim"]["warmup_fraction"], saved["derived"]  # written before those keys existed
+  with open(run.file("config.yaml"), "w") as f:
+    yaml.safe_dump(saved, f)
+  assert run.started_config(resolved) is not None

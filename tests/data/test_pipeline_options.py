@@ -66,10 +66,10 @@ def test_each_epoch_replays_alone_for_a_resumed_run(cifar_mini_dir):
   as a run resumed at epoch e builds them, or less the batches done, they are the same."""
   config = config_for(cifar_mini_dir, **{"data.augment": "flip|crop(pad=4)", "data.limit": 300})
   data = pipeline.build(DATASETS.get("folder")(config.data), config.data, 64, seed=3)
-  two = batches(data.train_epochs(0, 2))
+  two = batches(pipeline.training_batches(data, 0, 2))
   assert len(two) == 2 * data.steps_per_epoch == 10
-  second = batches(data.train_epochs(1, 2))
-  resumed = batches(data.train_epochs(1, 2, skip=2))
+  second = batches(pipeline.training_batches(data, 1, 2))
+  resumed = batches(pipeline.training_batches(data, 1, 2, skip=2))
   for (x, y), (x2, y2) in zip(two[5:], second):
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
@@ -77,4 +77,4 @@ def test_each_epoch_replays_alone_for_a_resumed_run(cifar_mini_dir):
     np.testing.assert_array_equal(x, x2)
   assert not np.array_equal(two[0][0], two[5][0])  # epochs differ from each other
   rerun = pipeline.build(DATASETS.get("folder")(config.data), config.data, 64, seed=3)
-  np.testing.assert_array_equal(batches(rerun.train_epochs(0, 1))[0][0], two[0][0])
+  np.testing.assert_array_equal(batches(pipeline.training_batches(rerun, 0, 1))[0][0], two[0][0])

@@ -1,74 +1,43 @@
-"""app/evaluation.py and app/report.py: the numbers (checked against scikit-learn) and the
-report folder they are written to."""
+"""app/evaluate/evaluate.py and app/evaluate/report.py: flip TTA by the models' own layers, and
+the report folder the numbers are written to."""
 
 import json
 import os
 
 import numpy as np
-import pytest
-from sklearn import metrics as sk
+import tensorflow as tf
 
 from app.evaluate import evaluate as evaluation
+from app.evaluate import metrics
 from app.evaluate import report
-
-CLASSES = ["a", "b", "c", "d", "e", "f"]
-
-
-@pytest.fixture(scope="module")
-def predictions():
-  rng = np.random.default_rng(0)
-  labels = rng.integers(0, len(CLASSES), 300)
-  logits = rng.normal(size=(300, len(CLASSES))) + 2.0 * np.eye(len(CLASSES))[labels]
-  probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-  return probabilities, labels
+from tests.evaluate.conftest import CLASSES
 
 
-def test_numbers_agree_with_scikit_learn(predictions):
-  probabilities, labels = predictions
-  results = evaluation.compute(probabilities, labels, CLASSES)
-  predicted = probabilities.argmax(-1)
-  assert results["images"] == 300
-  assert results["accuracy"] == pytest.approx(sk.accuracy_score(labels, predicted))
-  assert results["top5_accuracy"] == pytest.approx(
-      sk.top_k_accuracy_score(labels, probabilities, k=5, labels=range(len(CLASSES))))
-  assert results["cross_entropy"] == pytest.approx(sk.log_loss(labels, probabilities))
-  np.testing.assert_array_equal(results["confusion_matrix"], sk.confusion_matrix(labels, predicted))
-  precision, recall, f1, support = sk.precision_recall_fscore_support(labels, predicted,
-                                                                      zero_division=0)
-  for i, row in enumerate(results["per_class"]):
-    assert (row["class_id"], row["class_name"]) == (i, CLASSES[i])
-    assert row["precision"] == pytest.approx(precision[i])
-    assert row["recall"] == pytest.approx(recall[i])
-    assert row["f1"] == pytest.approx(f1[i])
-    assert row["support"] == support[i]
-  assert results["macro_f1"] == pytest.approx(sk.f1_score(labels, predicted, average="macro"))
+def test_flip_tta_averages_each_image_with_its_mirror():
+  images = np.random.default_rng(0).uniform(0, 255, (10, 4, 5, 1)).astype(np.float32)
+  labels = np.eye(3, dtype=np.float32)[np.arange(10) % 3]
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
 
+  def predict_fn(batch):  # a left-right asymmetric "model": softmax of the first column's rows
+    return tf.nn.softmax(tf.reshape(batch[:, :3, 0, 0], (-1, 3)) / 50.0).numpy()
 
-def test_expected_calibration_error_by_hand():
-  # Two images at confidence 0.9 (one right) and two at 0.6 (both right):
-  # ECE = 2/4 * |0.5 - 0.9| + 2/4 * |1.0 - 0.6| = 0.4.
-  probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
-  labels = np.array([0, 1, 0, 1])
-  ece, bins = evaluation.calibration(probabilities, labels, bins=10)
-  assert ece == pytest.approx(0.4)
-  assert [b["count"] for b in bins] == [0] * 5 + [2, 0, 0, 2, 0]
-  assert evaluation.calibration(np.eye(3), np.arange(3))[0] == 0.0  # certain and right
-
-
-def test_worst_mistakes_are_the_most_confident_wrong_ones():
-  probabilities = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
-  labels = np.array([0, 0, 0, 1])
-  assert evaluation.worst_mistakes(probabilities, labels, 10).tolist() == [2, 1, 3]
-  assert evaluation.worst_mistakes(probabilities, labels, 1).tolist() == [2]
+  plain, _, _ = evaluation.predict(predict_fn, dataset)
+  mirrored, _, _ = evaluation.predict(predict_fn, dataset.map(lambda x, y: (x[:, :, ::-1], y)))
+  flipped, labels_out, images_out = evaluation.predict(predict_fn, dataset, tta_flip=True)
+  assert flipped.dtype == np.float64 and flipped.shape == (10, 3)
+  np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=0, atol=1e-12)
+  assert not np.allclose(flipped, plain)
+  np.testing.assert_array_equal(labels_out, np.arange(10) % 3)
+  np.testing.assert_array_equal(images_out, np.round(images).astype(np.uint8))
 
 
 def test_report_folder_holds_markdown_json_and_pictures(tmp_path, predictions):
   probabilities, labels = predictions
   images = np.zeros((300, 8, 8, 3), np.uint8)
-  results = dict(evaluation.compute(probabilities, labels, CLASSES), model="m.keras",
+  results = dict(metrics.compute(probabilities, labels, CLASSES), model="m.keras",
                  data={"name": "folder", "data_dir": "/data"}, split="test", tta="none")
   written = report.write(str(tmp_path), results, probabilities, labels, images, CLASSES,
-                         evaluation.worst_mistakes(probabilities, labels, 7))
+                         metrics.worst_mistakes(probabilities, labels, 7))
   assert sorted(os.listdir(tmp_path)) == sorted(report.FILES)
   for name in report.FILES:
     if name.endswith(".png"):

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from app.train import callbacks
 from app.optim import schedules
 from configs import default
 
@@ -64,7 +63,7 @@ class _FakeModel:
 def test_plateau_lowers_the_rate_after_patience_epochs_without_improvement():
   optim = optim_config("plateau", decay_rate=0.5, plateau_patience=2, final_fraction=0.2)
   s = schedules.build_schedule(optim, PEAK, TOTAL, STEPS_PER_EPOCH)
-  reduce = callbacks.ReduceOnPlateau(s, optim.decay_rate, optim.plateau_patience,
+  reduce = schedules.ReduceOnPlateau(s, optim.decay_rate, optim.plateau_patience,
                                      optim.final_fraction)
   for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.93]):  # two epochs without a new best
     reduce.on_epoch_end(epoch, {"val_loss": loss})

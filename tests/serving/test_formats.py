@@ -1,4 +1,4 @@
-"""app/export_formats.py: ONNX and LiteRT files beside the SavedModel, each checked in its own
+"""app/serving/formats.py: ONNX and LiteRT files beside the SavedModel, each checked in its own
 runtime against the Keras model."""
 
 import os

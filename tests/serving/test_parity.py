@@ -1,4 +1,4 @@
-"""app/parity.py: the records of the export parity check, and the held-out images it uses."""
+"""app/serving/parity.py: the records of the export parity check, and the held-out images it uses."""
 
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""app/prediction.py: image files -> top-k rows through the export's bytes signature; a bad file
+"""app/serving/predict.py: image files -> top-k rows through the export's bytes signature; a bad file
 gets its own error row and the rest are still predicted."""
 
 import csv

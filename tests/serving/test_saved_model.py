@@ -1,4 +1,4 @@
-"""app/serving.py: versioned, atomic, float32 SavedModel exports whose signatures serve what the
+"""app/serving/saved_model.py: versioned, atomic, float32 SavedModel exports whose signatures serve what the
 Keras model computes (resized, decoded and named in the graph), checked at export."""
 
 import hashlib

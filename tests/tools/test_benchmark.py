@@ -1,7 +1,7 @@
 """tools/benchmark.py and tools/keras_io_convnet.py: a tiny time-to-accuracy run, end to end."""
 
 import json
-import os
+
 import subprocess
 import sys
 

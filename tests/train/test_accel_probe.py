@@ -1,7 +1,7 @@
-"""app/accel_probe.py (--accel=auto) and app/accel.py (what the devices support)."""
+"""app/train/accel_probe.py (--accel=auto) and app/accel.py (what the devices support)."""
 
 import json
-import os
+
 import subprocess
 import sys
 
@@ -22,7 +22,7 @@ class FakeStrategy:
 def probe_with(monkeypatch, measured, reference_batch_size=0, precisions=None):
   """Runs the search with `measured`: {(precision, jit, steps/exec, batch): (img/s, loss) or an
   exception}; returns (chosen, rows)."""
-  def fake_measure(config, settings, build_data, strategy, steps):
+  def fake_measure(config, settings, source, strategy, steps, fold=None):
     if settings["channels_last"]:  # forcing NHWC: slow unless the test says otherwise
       return measured.get("channels_last", (1, 2.0))
     result = measured[(settings["mixed_precision"], settings["jit_compile"],

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from app.train import callbacks
+from app.optim import averaging
 
 
 def test_time_budget_stops_training_and_says_where():
@@ -26,7 +27,7 @@ def test_time_budget_stops_training_and_says_where():
 
 def test_lookahead_pulls_toward_the_slow_weights_and_ends_on_them():
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-  lookahead = callbacks.Lookahead(every=2, peak_decay=0.5)
+  lookahead = averaging.Lookahead(every=2, peak_decay=0.5)
   lookahead.set_model(model)
   lookahead.set_params({"epochs": 2, "steps": 4})  # 8 steps in all
   kernel = model.layers[0].kernel
@@ -55,6 +56,6 @@ def test_lookahead_trains_a_model_through_fit():
   model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True),
                 metrics=["accuracy"])
   history = model.fit(x, y, batch_size=8, epochs=4, verbose=0,
-                      callbacks=[callbacks.Lookahead(every=5, peak_decay=0.95 ** 5)])
+                      callbacks=[averaging.Lookahead(every=5, peak_decay=0.95 ** 5)])
   assert history.history["accuracy"][-1] > 0.8
   assert all(np.isfinite(np.array(v)).all() for v in model.variables)

@@ -1,4 +1,4 @@
-"""app/fitting.py and the callbacks it wires: divergence stop and retry, EMA, early stopping."""
+"""app/train/fitting.py and the callbacks it wires: divergence stop and retry, EMA, early stopping."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import pytest
 
 from app import config as config_lib
 from app.train import callbacks
-from app.train import train_and_evaluate as training
+from app.train.train_and_evaluate import train_and_evaluate
 from app.core.errors import UsageError
 from app.models import load_model
 from configs import default
@@ -68,7 +68,7 @@ def test_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, 
   plant(_PoisonOnce(epoch=1))
   config = tiny_config(tmp_path)
   with pytest.raises(UsageError, match=r"diverged at epoch 2, step 1 \(loss nan\).*intact"):
-    training.train_and_evaluate(config)
+    train_and_evaluate(config)
   last = os.path.join(config.output_dir, "checkpoints", "last.keras")
   weights = load_model(last).get_weights()  # epoch 1's checkpoint loads and is finite
   assert all(np.isfinite(w).all() for w in weights)
@@ -78,7 +78,7 @@ def test_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, 
 def test_retry_resumes_from_the_last_good_epoch_at_half_the_rate(tmp_path, plant):
   plant(_PoisonOnce(epoch=1))
   config = tiny_config(tmp_path, **{"train.on_divergence": "retry"})
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   assert metrics["epochs_completed"] == 3
   history = [line.split(",") for line in open(os.path.join(config.output_dir, "history.csv"))]
   header = history[0]
@@ -96,7 +96,7 @@ def test_ema_weights_differ_from_raw_and_are_evaluated_checkpointed_and_exported
   recorder = _RecordRawWeights()
   plant(recorder)
   config = tiny_config(tmp_path, **{"optim.ema": True, "optim.ema_momentum": 0.9})
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   trained = load_model(os.path.join(config.output_dir, "checkpoints", "last.keras"))
   final = [np.array(v) for v in trained.trainable_variables]
   assert any(not np.allclose(a, b) for a, b in zip(final, recorder.raw))  # EMA != raw weights
@@ -120,7 +120,7 @@ def test_ema_weights_stay_when_training_stops_before_the_last_epoch(tmp_path, pl
   recorder = _RecordRawWeights()
   plant(recorder, first=[_StopAfter(epoch=1)])  # stops at epoch 2 of 3, as EarlyStopping would
   config = tiny_config(tmp_path, **{"optim.ema": True, "optim.ema_momentum": 0.9})
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   assert metrics["epochs_completed"] == 2
   import tensorflow as tf
   exported = tf.saved_model.load(metrics["export_path"])
@@ -151,7 +151,7 @@ def test_cross_validation_reports_mean_and_std_over_folds(tmp_path):
 def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
   config = tiny_config(tmp_path, **{"train.early_stopping_patience": 1, "train.epochs": 6,
                                     "optim.learning_rate": 1e-7})  # no progress after epoch 1
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   assert metrics["epochs_completed"] == 2
   import tensorflow as tf
   exported = tf.saved_model.load(metrics["export_path"])
@@ -163,7 +163,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
 def test_a_retry_keeps_one_clock_and_the_best_checkpoint_of_the_whole_run(tmp_path, plant):
   plant(_PoisonOnce(epoch=2))
   config = tiny_config(tmp_path, **{"train.on_divergence": "retry", "train.epochs": 4})
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   history = [line.strip().split(",") for line in open(os.path.join(config.output_dir, "history.csv"))]
   header, rows = history[0], history[1:]
   elapsed = [float(row[header.index("elapsed_seconds")]) for row in rows]

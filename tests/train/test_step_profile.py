@@ -1,7 +1,7 @@
-"""app/step_profile.py: the breakdown of a hand-made trace, and a real traced run end to end."""
+"""app/train/step_profile.py: the breakdown of a hand-made trace, and a real traced run end to end."""
 
 import json
-import os
+
 import subprocess
 import sys
 

@@ -1,4 +1,4 @@
-"""app/transfer.py end to end on a real image folder (the CIFAR-10 mini set, upsampled): a
+"""app/train/transfer.py end to end on a real image folder (the CIFAR-10 mini set, upsampled): a
 backbone trained in one run loads into the next through --weights (config.model.weights), the
 head-only phase leaves it as loaded, fine-tuning then improves test accuracy. Weight files of
 another architecture or shape are refused; the transfer settings are validated up front."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app import config as config_lib
-from app.train import train_and_evaluate as training
+from app.train.train_and_evaluate import train_and_evaluate
 from app.train import transfer
 from app.core.errors import UsageError
 from app.models import build_model, load_model
@@ -39,7 +39,7 @@ def pretrained(tmp_path_factory, cifar_mini_dir):
   run_dir = tmp_path_factory.mktemp("pretrain") / "run"
   config = recipe(run_dir, data__data_dir=cifar_mini_dir, data__image_size=32,
                   train__frozen_epochs=0, train__epochs=6, optim__learning_rate=4e-3)
-  metrics = training.train_and_evaluate(config_lib.resolve(config))
+  metrics = train_and_evaluate(config_lib.resolve(config))
   assert metrics["test_accuracy"] > 0.15  # above chance: features worth transferring
   return run_dir
 
@@ -86,7 +86,7 @@ def test_weights_of_one_run_start_the_next_and_fine_tuning_improves(pretrained, 
     return result
 
   monkeypatch.setattr(transfer, "fine_tune", checked_fine_tune)
-  metrics = training.train_and_evaluate(config)
+  metrics = train_and_evaluate(config)
   assert checked == [True]
 
   history = list(csv.DictReader(open(run_dir / "history.csv")))

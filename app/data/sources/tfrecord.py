@@ -1,4 +1,5 @@
-"""TFRecord shards of encoded images: writing (from any file-based Source) and reading.
+"""TFRecord shards of encoded images: writing (from any file-based Source), reading, and the
+"tfrecord" source.
 
 Each record holds the image file's original bytes (no re-encoding, so pixels match the folder
 exactly) and its label. manifest.json beside the shards lists the class names, the image size,
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.core.errors import UsageError
+from app.data.sources import DATASETS, Examples, Source, require_dir
 
 MANIFEST = "manifest.json"
 FORMAT = "convtrain-tfrecord-v1"
@@ -85,3 +87,24 @@ def record_stream(shards):
   ds = ds.map(lambda r: tf.io.parse_single_example(r, FEATURES), num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.enumerate()
   return ds.map(lambda i, f: (i, f["image/encoded"], tf.cast(f["image/label"], tf.int32)))
+
+
+@DATASETS.register("tfrecord")
+def load_tfrecord(data):
+  """TFRecord shards plus manifest.json, as written by tools/folder_to_tfrecord.py."""
+  if not data.data_dir:
+    raise UsageError("dataset 'tfrecord' needs --data_dir=DIR holding manifest.json and the shards "
+                     "(python tools/folder_to_tfrecord.py writes them)")
+  require_dir(data.data_dir)
+  manifest = read_manifest(data.data_dir)
+  splits = {}
+  for split, info in manifest["splits"].items():
+    labels = np.asarray(info["labels"], np.int32)
+    splits[split] = Examples(labels=labels, records=np.arange(len(labels), dtype=np.int64),
+                             shards=tuple(os.path.join(data.data_dir, s) for s in info["shards"]))
+  if "train" not in splits:
+    raise UsageError(f"{data.data_dir}/manifest.json has no train split; convert a folder again")
+  height, width = manifest["image_size"] if not data.image_size else (data.image_size,) * 2
+  shape = (height, width, data.channels or manifest["channels"])
+  return Source(splits["train"], splits.get("test"), manifest["class_names"], shape,
+                f"TFRecord shards in {data.data_dir}")

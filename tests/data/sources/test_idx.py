@@ -1,4 +1,5 @@
-"""app/data/idx.py: real Fashion-MNIST files, IDX files written here, and damaged files."""
+"""app/data/sources/idx.py: real Fashion-MNIST files, IDX files written here, damaged files, and
+the "idx" and "fashion_mnist" sources (with the inputs they refuse)."""
 
 import gzip
 import os
@@ -7,8 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from app.data.sources.idx import read_idx
 from app.core.errors import UsageError
+from app.data.sources import DATASETS, idx
+from app.data.sources.idx import read_idx
+from configs import default
 
 
 def idx_bytes(array, type_code):
@@ -97,3 +100,56 @@ def test_plain_file_named_gz_is_a_usage_error(tmp_path):
 def test_missing_file_is_a_usage_error(tmp_path):
   with pytest.raises(UsageError, match="missing-idx"):
     read_idx(str(tmp_path / "missing-idx"))
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist(fashion_mnist_dir):
+  del fashion_mnist_dir  # the default location; the fixture fails clearly when it is missing
+  return DATASETS.get("fashion_mnist")(default.get_config().data)
+
+
+def test_fashion_mnist_from_default_location(fashion_mnist):
+  assert len(fashion_mnist.train) == 60000 and len(fashion_mnist.test) == 10000
+  assert fashion_mnist.train.images.shape == (60000, 28, 28, 1)
+  assert fashion_mnist.train.images.dtype == np.uint8
+  assert fashion_mnist.train.labels.dtype == np.int32
+  assert fashion_mnist.train.paths is None
+  assert tuple(fashion_mnist.image_shape) == (28, 28, 1)
+  assert fashion_mnist.class_names == idx.FASHION_MNIST_CLASSES
+  assert len(set(fashion_mnist.class_names)) == 10
+  assert set(np.unique(fashion_mnist.test.labels)) == set(range(10))
+
+
+def test_fashion_mnist_data_dir_without_files(tmp_path, data_config):
+  data_config.data_dir = str(tmp_path)
+  with pytest.raises(UsageError, match="not found"):
+    DATASETS.get("fashion_mnist")(data_config)
+
+
+def test_fashion_mnist_missing_data_dir(tmp_path, data_config):
+  data_config.data_dir = str(tmp_path / "nowhere")
+  with pytest.raises(UsageError, match="does not exist"):
+    DATASETS.get("fashion_mnist")(data_config)
+
+
+def test_idx_reads_fashion_mnist_dir(fashion_mnist_dir, data_config):
+  data_config.name = "idx"
+  data_config.data_dir = fashion_mnist_dir
+  source = DATASETS.get("idx")(data_config)
+  assert len(source.train) == 60000 and len(source.test) == 10000
+  assert tuple(source.image_shape) == (28, 28, 1)
+  assert source.class_names == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("make_dir", [False, True])
+def test_idx_refuses_missing_or_empty_dir(tmp_path, data_config, make_dir):
+  data_config.data_dir = str(tmp_path / "idx")
+  if make_dir:
+    os.makedirs(data_config.data_dir)
+  with pytest.raises(UsageError, match=data_config.data_dir):
+    DATASETS.get("idx")(data_config)
+
+
+def test_idx_needs_data_dir(data_config):
+  with pytest.raises(UsageError, match="data_dir"):
+    DATASETS.get("idx")(data_config)

@@ -1,4 +1,5 @@
-"""app/data/sources.py, --dataset=tfds:NAME: a TFDS data set read offline from a local data_dir.
+"""app/data/sources/tfds.py, --dataset=tfds:NAME: a TFDS data set read offline from a local
+data_dir.
 
 The data set is prepared here from Fashion-MNIST images with TFDS's own writer, so TFDS reads real
 TFDS files (dataset_info.json, features.json, TFRecord shards) and nothing is downloaded.
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from app.data import sources
+from app.data.sources import tfds as tfds_source
 from app.core.errors import UsageError
 
 from tests.conftest import REPO_ROOT as REPO
@@ -87,13 +89,13 @@ def test_download_cache_is_recognised_by_tfds_file_names(tmp_path):
   from tensorflow_datasets.core.download import resource  # pylint: disable=g-import-not-at-top
   builder = tfds.builder("mnist", data_dir=str(tmp_path))
   infos = list(builder.url_infos.items())
-  assert not sources._all_downloaded(builder, str(tmp_path))
+  assert not tfds_source._all_downloaded(builder, str(tmp_path))
   for url, info in infos[:-1]:
     (tmp_path / resource.get_dl_fname(url, info.checksum)).write_bytes(b"")
-  assert not sources._all_downloaded(builder, str(tmp_path))  # one file still missing
+  assert not tfds_source._all_downloaded(builder, str(tmp_path))  # one file still missing
   url, info = infos[-1]
   (tmp_path / resource.get_dl_fname(url, info.checksum)).write_bytes(b"")
-  assert sources._all_downloaded(builder, str(tmp_path))
+  assert tfds_source._all_downloaded(builder, str(tmp_path))
 
 
 def test_train_cli_trains_on_a_tfds_set(tfds_dir, tmp_path):

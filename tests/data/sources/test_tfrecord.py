@@ -1,7 +1,8 @@
-"""app/data/tfrecord.py and tools/folder_to_tfrecord.py: the shards give the folder's batches."""
+"""app/data/sources/tfrecord.py and tools/folder_to_tfrecord.py: the shards give the folder's
+batches."""
 
 import json
-import os
+
 import subprocess
 import sys
 

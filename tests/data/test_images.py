@@ -1,0 +1,114 @@
+"""app/data/images.py: decoding, channel conversion and the resize policies, shared by the input
+pipeline and the serving graph."""
+
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from app.data import images
+from app.data.images import decode_and_fit as _decode
+from app.serving import saved_model
+
+
+def png(array):
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format="PNG")
+  return tf.constant(buffer.getvalue())
+
+
+WIDE = np.full((20, 40, 3), 200, np.uint8)  # a wide, uniformly bright image
+# 2 x 4, columns 10, 20, 30, 40: small enough to work each policy's pixels out by hand.
+RAMP = np.tile(np.array([10, 20, 30, 40], np.uint8)[None, :, None], (2, 1, 3))
+
+
+@pytest.mark.parametrize("policy", ["resize", "crop", "pad"])
+def test_every_policy_gives_the_training_shape(policy):
+  out = _decode(png(WIDE), (16, 16, 3), policy).numpy()
+  assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+
+
+def test_pad_keeps_the_aspect_ratio_with_black_bars():
+  out = _decode(png(WIDE), (16, 16, 3), "pad").numpy()
+  assert (out[:3] == 0).all() and (out[-3:] == 0).all() and (out[8] == 200).all()
+
+
+def test_crop_fills_the_frame_and_stretch_does_too():
+  for policy in ("crop", "resize"):
+    assert (_decode(png(WIDE), (16, 16, 3), policy).numpy() == 200).all()
+
+
+def test_crop_takes_the_centre():
+  image = np.zeros((20, 40, 3), np.uint8)
+  image[:, 10:30] = 255  # a bright centre square, dark sides
+  out = _decode(png(image), (10, 10, 3), "crop").numpy()
+  assert (out == 255).all()
+
+
+def test_grayscale_and_alpha_become_the_requested_channels():
+  gray = np.full((8, 8), 90, np.uint8)
+  rgba = np.dstack([np.full((8, 8, 3), 50, np.uint8), np.full((8, 8), 128, np.uint8)])
+  assert (_decode(png(gray), (8, 8, 3)).numpy() == 90).all()
+  assert _decode(png(rgba), (8, 8, 3)).numpy().shape == (8, 8, 3)
+  assert _decode(png(np.full((8, 8, 3), 30, np.uint8)), (8, 8, 1)).numpy().shape == (8, 8, 1)
+
+
+@pytest.mark.parametrize("policy, rows", [
+    ("resize", [[15, 35], [15, 35]]),  # bilinear, half-pixel centres: (10+20)/2, (30+40)/2
+    ("crop", [[20, 30], [20, 30]]),  # the height already fits: the centre two columns
+    ("pad", [[15, 35], [0, 0]]),  # scaled to 1 x 2, then a zero row below
+])
+def test_each_policy_gives_these_pixels_on_a_non_square_image(policy, rows):
+  out = images.fit(tf.constant(RAMP), (2, 2, 3), policy).numpy()
+  assert out.dtype == np.uint8
+  np.testing.assert_array_equal(out, np.repeat(np.array(rows, np.uint8)[..., None], 3, axis=-1))
+
+
+def test_channels_of_decoded_images_are_converted():
+  rgb = np.random.default_rng(0).integers(0, 256, (6, 9, 3), np.uint8)
+  rgba = np.dstack([rgb, np.full((6, 9), 7, np.uint8)])
+  np.testing.assert_array_equal(images.fit(tf.constant(rgba), (6, 9, 3)).numpy(), rgb)
+  gray = rgb[..., :1]
+  np.testing.assert_array_equal(images.fit(tf.constant(gray), (6, 9, 3)).numpy(),
+                                np.repeat(gray, 3, axis=-1))
+  colour = np.full((6, 9, 3), (10, 100, 200), np.uint8)  # luma 0.2989, 0.587, 0.114: 84.5
+  assert (images.fit(tf.constant(colour), (6, 9, 1)).numpy() == 84).all()
+
+
+def test_an_image_of_the_training_size_passes_untouched():
+  image = np.random.default_rng(1).integers(0, 256, (5, 7, 3), np.uint8)
+  for policy in ("resize", "crop", "pad"):
+    np.testing.assert_array_equal(images.fit(tf.constant(image), (5, 7, 3), policy).numpy(), image)
+  fractional = tf.constant(np.random.default_rng(2).uniform(-10, 300, (2, 5, 7, 3)), tf.float32)
+  np.testing.assert_array_equal(images.resize(fractional, 5, 7).numpy(), fractional.numpy())
+
+
+def test_resized_float_batches_are_clipped_and_rounded():
+  batch = tf.constant(np.random.default_rng(3).uniform(-50, 300, (2, 9, 5, 1)), tf.float32)
+  out = images.resize(batch, 4, 6).numpy()
+  assert out.shape == (2, 4, 6, 1) and out.dtype == np.float32
+  assert out.min() >= 0 and out.max() <= 255 and (out == np.round(out)).all()
+
+
+def test_the_serving_graph_gives_the_pipelines_pixels(tmp_path):
+  """An export of a model that returns its input pixels: every signature's "probabilities" are
+  the pixels the training pipeline ("resize" policy) makes of the same non-square images."""
+  shape = (8, 12, 3)
+  model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
+  names = [str(k) for k in range(int(np.prod(shape)))]
+  saved_model.build_archive(model, names).write_out(str(tmp_path / "model"), verbose=False)
+  loaded = tf.saved_model.load(str(tmp_path / "model"))
+  rng = np.random.default_rng(4)
+  for size in ((21, 37), (45, 19), shape[:2]):
+    image = rng.integers(0, 256, (*size, 3), np.uint8)
+    expected = _decode(png(image), shape, "resize").numpy().reshape(1, -1).astype(np.float32)
+    outputs = [
+        loaded.signatures["serve_bytes"](image_bytes=png(image)[None]),
+        loaded.signatures["serve_uint8"](images=tf.constant(image[None])),
+        loaded.signatures["serving_default"](images=tf.constant(image[None], tf.float32)),
+    ]
+    for output in outputs:
+      np.testing.assert_array_equal(output["probabilities"].numpy(), expected)
