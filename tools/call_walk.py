@@ -44,7 +44,7 @@ def main():
     if event != "call":
       return
     callee = frame.f_globals.get("__name__", "")
-    if not callee.startswith("app."):
+    if not callee.startswith("app.") or frame.f_code.co_name == "<module>":  # calls, not imports
       return
     if callee not in entered:
       entered.append(callee)
@@ -68,7 +68,7 @@ def main():
       raise
   finally:
     sys.setprofile(None)
-  print(f"\n{len(entered)} modules entered, in order:")
+  print(f"\n{len(entered)} modules whose functions the run calls, in the order first called:")
   for module in entered:
     index = layer_of(module, table)
     print(f"  {module}  (layer {'-' if index is None else ' | '.join(table[index])})")

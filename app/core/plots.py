@@ -25,13 +25,12 @@ def training_curves(history, path, validation_every=1):
   plt.close(figure)
 
 
-def learning_rate_schedule(schedule, total_steps, steps_per_epoch, path):
-  """The learning rate the optimizer will use at each step, against epochs."""
+def learning_rate_schedule(steps, rates, steps_per_epoch, path):
+  """The learning rate the optimizer will use at each step (app.optim.schedules.sampled), against
+  epochs."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  steps = np.unique(np.linspace(0, max(total_steps - 1, 0), 400).astype(int))
-  rates = [float(np.asarray(schedule(int(step)))) for step in steps]
   figure, axis = plt.subplots(figsize=(6, 3.5))
-  axis.plot(steps / steps_per_epoch, rates)
+  axis.plot(np.asarray(steps) / steps_per_epoch, rates)
   axis.set_xlabel("epoch")
   axis.set_ylabel("learning rate")
   axis.set_title("learning-rate schedule")

@@ -6,6 +6,7 @@ steps per epoch), so switching schedules is one config key.
 
 
 import keras
+import numpy as np
 from keras import ops
 
 from app.core.registry import Registry
@@ -208,3 +209,10 @@ class ReduceOnPlateau(keras.callbacks.Callback):
       scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
       self.schedule.scale.assign(max(scale * self.factor, self.min_scale))
       self.wait = 0
+
+
+def sampled(schedule, total_steps, points=400):
+  """(steps, rates): `schedule` (any step -> rate callable) at up to `points` steps spread over
+  the run, as numbers for the run directory's learning_rate.png."""
+  steps = np.unique(np.linspace(0, max(total_steps - 1, 0), points).astype(int))
+  return steps, [float(np.asarray(schedule(int(step)))) for step in steps]

@@ -16,6 +16,7 @@ from app.core import plots
 from app.core.run_dir import RunDir
 from app.data import augment, checks, sources
 from app.models import build_model, init_from_data
+from app.optim import schedules
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.serving.runs import export_metadata
@@ -80,7 +81,7 @@ def train_and_evaluate(config, fold=None):
   if probed and probed[1]:
     accel_probe.write_table(probed[1], probed[0], run)
 
-  plots.learning_rate_schedule(schedule, total_steps, data.steps_per_epoch,
+  plots.learning_rate_schedule(*schedules.sampled(schedule, total_steps), data.steps_per_epoch,
                                run.file("learning_rate.png"))
 
   # === Fit === (transfer learning trains the head, then fine-tunes: app/train/transfer.py)

@@ -23,6 +23,7 @@ from absl import logging
 
 from app.train import fitting
 from app.core import plots
+from app.optim import schedules
 from app.models.applications import backbone_of
 
 BACKBONE_WEIGHTS = "backbone.weights.h5"
@@ -81,8 +82,9 @@ def fit_two_phase(model, data, config, run, strategy):
       history.setdefault(key, []).extend(values)
     schedule = lambda step: head_schedule(step) if step < head_steps else \
         tune_schedule(step - head_steps)
-  plots.learning_rate_schedule(schedule, config.train.epochs * data.steps_per_epoch,
-                               data.steps_per_epoch, run.file("learning_rate.png"))
+  total_steps = config.train.epochs * data.steps_per_epoch
+  plots.learning_rate_schedule(*schedules.sampled(schedule, total_steps), data.steps_per_epoch,
+                               run.file("learning_rate.png"))
   return history, timing
 
 
