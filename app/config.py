@@ -32,24 +32,27 @@ def _positive(value, key, flag):
 
 def validate(config):
   """Raises UsageError on the first bad key, section by section in the schema's order. Imports
-  the registries, so names are checked too."""
+  the registries, so names are checked too. Returns what it parsed on the way (the augmentation
+  terms, the export formats), which resolve() keeps in config.derived."""
   _require(_NAME.match(config.name),
            f"name {config.name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
-  _validate_data(config.data)
+  parsed = _validate_data(config.data)
   _validate_model(config.model)
   _validate_transfer(config)
   _validate_train(config.train)
   _validate_optim(config.optim, config.train)
   _validate_runtime(config.runtime)
-  _validate_export(config.export)
+  parsed["export_formats"] = _validate_export(config.export)
+  return parsed
 
 
 def _validate_data(data):
-  from app.data.augment import parse as parse_augment  # pylint: disable=g-import-not-at-top
+  """Checks the data section; returns its parsed augmentation terms (app.data.augment)."""
+  from app.data.augment import parse_terms  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
   DATASETS.get(dataset_kind(data.name))
-  parse_augment(data.augment)
-  parse_augment(data.augment_on_device, on_device=True)
+  parsed = {"augment": parse_terms(data.augment),
+            "augment_on_device": parse_terms(data.augment_on_device, on_device=True)}
   _require(data.image_size >= 0, f"data.image_size must be 0 (as stored) or a side in pixels; "
            f"received {data.image_size}")
   _require(data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3; received {data.channels}")
@@ -62,6 +65,7 @@ def _validate_data(data):
   _require(data.in_memory_max_gb >= 0, "data.in_memory_max_gb must be >= 0 (0 = never)")
   _require(data.limit >= 0, f"data.limit must be >= 0 (0 = all images); received {data.limit}")
   _require(data.shuffle_buffer >= 0, "data.shuffle_buffer must be >= 0 (0 = whole split)")
+  return parsed
 
 
 def _validate_model(model):
@@ -187,9 +191,11 @@ def _validate_runtime(runtime):
 
 
 def _validate_export(export):
+  """Checks the export section; returns its formats, parsed (app.serving.formats)."""
   from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
-  parse_export_formats(export.formats)
+  formats = list(parse_export_formats(export.formats))
   _positive(export.parity_images, "export.parity_images", "--config.export.parity_images=64")
+  return formats
 
 
 def _validate_multi_worker(runtime):
@@ -240,12 +246,12 @@ def _validate_transfer(config):
 def resolve(config, now=None, strategy=None):
   """Validated config -> an unlocked copy with every derived value filled in, computed here once:
   the run and backup directories, the learning rate (from an lr_find.json, then scaled to the
-  batch), the warmup in epochs, and in `derived` the strategy the run uses (with the reason) and
-  the export formats. `strategy` = (name, reason) from app.distribute.initialize (the command
+  batch), the warmup in epochs, and in `derived` what validate() parsed (the augmentation terms of
+  data.augment and data.augment_on_device, the export formats) and the strategy the run uses,
+  with the reason. `strategy` = (name, reason) from app.distribute.initialize (the command
   computes it before TensorFlow starts); None computes it here."""
   from app import distribute  # pylint: disable=g-import-not-at-top
-  from app.serving.formats import parse as parse_export_formats  # pylint: disable=g-import-not-at-top
-  validate(config)
+  parsed = validate(config)
   resolved = ml_collections.ConfigDict(config.to_dict())
   if not resolved.output_dir:
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
@@ -260,7 +266,5 @@ def resolve(config, now=None, strategy=None):
   optim.peak_learning_rate = optim.learning_rate * scale
   optim.warmup_epochs = warmup_epochs(optim, resolved.train)
   name, reason = strategy or distribute.strategy_name(resolved.runtime)
-  resolved.derived = ml_collections.ConfigDict({
-      "strategy": name, "strategy_reason": reason,
-      "export_formats": list(parse_export_formats(resolved.export.formats))})
+  resolved.derived = ml_collections.ConfigDict(dict(parsed, strategy=name, strategy_reason=reason))
   return resolved

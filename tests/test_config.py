@@ -138,3 +138,11 @@ def test_resolve_derives_strategy_and_export_formats_once():
   derived = config_lib.resolve(config).derived
   assert (derived.strategy, derived.export_formats) == ("default", ["onnx"])
   assert derived.strategy_reason.startswith("auto:")
+
+
+def test_resolve_keeps_the_parsed_augmentation_terms():
+  config = default.get_config()
+  config.data.augment, config.data.augment_on_device = "flip|crop(pad=4)", "rotate(factor=0.05)"
+  derived = config_lib.resolve(config).derived
+  assert derived.augment == [["flip", {}], ["crop", {"pad": 4}]]
+  assert derived.augment_on_device == [["rotate", {"factor": 0.05}]]

@@ -54,7 +54,7 @@ def main(argv):
   data = pipeline.build(sources.load(config.data), config.data, batch, config.seed)
   model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
                       data.variance,
-                      augment.parse(config.data.augment_on_device, on_device=True).layers())
+                      augment.build(config.derived.augment_on_device, on_device=True).layers())
   fitting.compile_model(model, config, data.steps_per_epoch, config.optim.peak_learning_rate)
   real = data.train.repeat()
   rng = np.random.default_rng(0)

@@ -86,10 +86,10 @@ def time_to(curve, target):
 
 
 def _flops_and_precision(run_dir):
-  from app.core import run_dir as runs  # pylint: disable=g-import-not-at-top
+  from app.core.run_dir import RunDir  # pylint: disable=g-import-not-at-top
   from app.models import load_model  # pylint: disable=g-import-not-at-top
   from app.models.stats import flops_per_image  # pylint: disable=g-import-not-at-top
-  config = runs.load_config(run_dir)
+  config = RunDir(run_dir).load_config()
   model = load_model(os.path.join(run_dir, "checkpoints", "last.keras"))
   return flops_per_image(model), config.runtime.mixed_precision
 

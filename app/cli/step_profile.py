@@ -16,7 +16,7 @@ from absl import app, flags
 
 from app import keras_compat
 from app.core import files
-from app.core import run_dir as runs
+from app.core.run_dir import RunDir
 from app.train.step_profile import markdown, summarize, trace_files
 
 flags.DEFINE_string("run_dir", None, "Run directory of a python -m app.train run made with "
@@ -38,7 +38,7 @@ def main(argv):
              "--config.train.profile_steps=START,STOP (e.g. 10,19) first")
   summary = summarize(keras_compat.read_xspace(paths[-1]), f.top)
   summary["trace"] = paths[-1]
-  batch_size = (runs.load_config(f.run_dir).train.batch_size
+  batch_size = (RunDir(f.run_dir).load_config().train.batch_size
                 if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
   files.write_json(os.path.join(f.run_dir, "step_profile.json"), summary)
   print(markdown(summary, batch_size))

@@ -151,15 +151,3 @@ class RunDir:
     with open(path) as f:
       return json.load(f)
 
-
-def load_config(run_dir):
-  """RunDir(run_dir).load_config(): the resolved config of a finished run."""
-  return RunDir(run_dir).load_config()
-
-
-def load_metrics(run_dir):
-  return RunDir(run_dir).load_metrics()
-
-
-def checkpoint_path(run_dir, checkpoint):
-  return RunDir(run_dir).checkpoint(checkpoint)

@@ -211,9 +211,10 @@ def _parse_term(term):
   raise ValueError(term)
 
 
-def parse(spec, on_device=False):
-  """'flip|crop(pad=4)' -> an Augmenter. `on_device` refuses ops without a Keras layer."""
-  ops = []
+def _checked_ops(spec, on_device):
+  """'flip|crop(pad=4)' -> ([[name, {keyword: value}], ...], [Op, ...]), each op built once:
+  every name is an op, every keyword one it takes, and with `on_device` every op has a layer."""
+  terms, ops = [], []
   for term in filter(None, (t.strip() for t in spec.split("|"))):
     try:
       name, kwargs = _parse_term(term)
@@ -232,7 +233,27 @@ def parse(spec, on_device=False):
       why = "mixes labels" if op.mixes_labels else "has no Keras layer (on device: translate)"
       raise UsageError(f"augmentation {name!r} {why}, so it runs in the host pipeline; move it "
                        "from --config.data.augment_on_device to --config.data.augment")
+    terms.append([name, kwargs])
     ops.append(op)
+  return terms, ops
+
+
+def parse_terms(spec, on_device=False):
+  """'flip|crop(pad=4)' -> [[name, {keyword: value}], ...], checked as parse() checks them.
+  app.config.resolve() keeps the result in config.derived; build() makes the Augmenter from it."""
+  return _checked_ops(spec, on_device)[0]
+
+
+def build(terms, on_device=False):
+  """parse_terms()'s checked terms -> an Augmenter (new ops: Keras layers are not shared between
+  the Augmenters, nor between the models, built from the same terms)."""
+  ops = [AUGMENTATIONS.get(name)(**kwargs) for name, kwargs in terms]
+  return Augmenter(ops if on_device else _fuse_flip_crop(ops))
+
+
+def parse(spec, on_device=False):
+  """'flip|crop(pad=4)' -> an Augmenter. `on_device` refuses ops without a Keras layer."""
+  ops = _checked_ops(spec, on_device)[1]
   return Augmenter(ops if on_device else _fuse_flip_crop(ops))
 
 

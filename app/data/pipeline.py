@@ -256,14 +256,16 @@ def training_batches(datasets, first, last, skip=0, context=None):
   return _prefetched(ds, data, sharded)
 
 
-def build(source, data, batch_size, seed, drop_remainder=False, fold=None):
+def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augmenter=None):
   """Source + data config -> Datasets. Validation is fold `fold` = (index, count) of the training
-  split when given (cross-validation), else data.validation_split of it, else the test split."""
+  split when given (cross-validation), else data.validation_split of it, else the test split.
+  `augmenter` augments the training batches (a run's: built from config.derived.augment); None
+  parses data.augment."""
   train, validation, test, test_split = _splits(source, data, seed, fold)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
   num_classes = len(source.class_names)
-  augmenter = augment.parse(data.augment)
+  augmenter = augmenter or augment.parse(data.augment)
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
   mean, variance = channel_stats(train, source.image_shape, data.resize)
   datasets = Datasets(

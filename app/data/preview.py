@@ -19,8 +19,8 @@ def augmentation_preview(config, path, count=32, repeats=1):
   images = tf.cast(images, tf.float32)
   labels = tf.one_hot(labels, len(source.class_names))
   tf.random.set_seed(config.seed)
-  images, labels = augment.parse(config.data.augment)(images, labels)
-  for layer in augment.parse(config.data.augment_on_device, on_device=True).layers():
+  images, labels = augment.build(config.derived.augment)(images, labels)
+  for layer in augment.build(config.derived.augment_on_device, on_device=True).layers():
     images = layer(images, training=True)
   titles = []
   for label in labels.numpy():

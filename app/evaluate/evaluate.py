@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from app.core.run_dir import checkpoint_path, config_from_dict, load_config
+from app.core.run_dir import RunDir, config_from_dict
 from app.core.errors import UsageError
 from app.evaluate import metrics
 from app.evaluate import report
@@ -45,10 +45,10 @@ def _load(run_dir, model_path):
     if run_dir is None:
       raise UsageError("nothing to evaluate; pass --run_dir=RUN (its best checkpoint) or "
                        "--model=PATH (a .keras checkpoint or an export version folder)")
-    model_path = checkpoint_path(run_dir, "best")
+    model_path = RunDir(run_dir).checkpoint("best")
   if os.path.isdir(model_path):
     loaded, metadata = serving.load_export(model_path)
-    config = load_config(run_dir) if run_dir else config_from_dict(metadata["config"])
+    config = RunDir(run_dir).load_config() if run_dir else config_from_dict(metadata["config"])
     run_dir = run_dir or metadata.get("run_dir")
     return (lambda images: loaded.serve(images).numpy(), metadata["input_shape"],
             len(metadata["class_names"]), config, run_dir, model_path)
@@ -59,7 +59,7 @@ def _load(run_dir, model_path):
       raise UsageError(f"{model_path} is not in a run directory; pass --run_dir=RUN, the run "
                        "whose data set to evaluate on")
   return (model.predict_on_batch, model.input_shape[1:], model.output_shape[-1],
-          load_config(run_dir), run_dir, model_path)
+          RunDir(run_dir).load_config(), run_dir, model_path)
 
 
 def _report_dir(report_dir, run_dir):

@@ -42,9 +42,11 @@ def _with(config, settings):
 
 
 def datasets(source, config, fold=None):
-  """The run's app.data.pipeline.Datasets under `config` (batch size, drop_remainder for XLA)."""
+  """The run's app.data.pipeline.Datasets under the resolved `config` (batch size, drop_remainder
+  for XLA, the host augmentation of config.derived)."""
   return pipeline.build(source, config.data, config.train.batch_size, config.seed,
-                        drop_remainder=config.runtime.jit_compile, fold=fold)
+                        drop_remainder=config.runtime.jit_compile, fold=fold,
+                        augmenter=augment.build(config.derived.augment))
 
 
 def measure_setting(config, settings, source, strategy, steps, fold=None):
@@ -60,9 +62,9 @@ def measure_setting(config, settings, source, strategy, steps, fold=None):
   accel.set_precision(candidate.runtime)
   try:
     with strategy.scope():
+      device_augmentation = augment.build(candidate.derived.augment_on_device, on_device=True)
       model = build_model(candidate.model, data.image_shape, len(data.class_names), data.mean,
-                          data.variance,
-                          augment.parse(candidate.data.augment_on_device, on_device=True).layers())
+                          data.variance, device_augmentation.layers())
       fitting.compile_model(model, candidate, data.steps_per_epoch,
                             candidate.optim.peak_learning_rate)
     epochs = -(-(warmup + timed) // data.steps_per_epoch)  # the same batches for every candidate

@@ -68,7 +68,7 @@ def train_and_evaluate(config, fold=None):
   with strategy.scope():
     model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
                         data.variance,
-                        augment.parse(config.data.augment_on_device, on_device=True).layers())
+                        augment.build(config.derived.augment_on_device, on_device=True).layers())
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
   init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families

@@ -9,7 +9,7 @@ import sys
 import keras
 import pytest
 
-from app.core.run_dir import load_config
+from app.core.run_dir import RunDir
 from app.models import load_model
 from app.serving.runs import load_data
 
@@ -35,7 +35,7 @@ def test_report_numbers_agree_with_model_evaluate(trained_run):
   model.compile(loss=keras.losses.CategoricalCrossentropy(),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                          keras.metrics.TopKCategoricalAccuracy(5, name="top5")])
-  data = load_data(load_config(trained_run.run_dir), 256)
+  data = load_data(RunDir(trained_run.run_dir).load_config(), 256)
   expected = model.evaluate(data.test, verbose=0, return_dict=True)
   assert report["images"] == data.num_test == 600
   assert report["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)

@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from app import config as config_lib
-from app.core import run_dir as runs
 from app.core.errors import UsageError
 from app.core.run_dir import RunDir
 from configs import default
@@ -15,8 +14,8 @@ from configs import default
 
 def test_missing_run_dir(tmp_path):
   with pytest.raises(UsageError, match="is not a run directory"):
-    runs.load_config(str(tmp_path))
-  assert runs.load_metrics(str(tmp_path)) == {}
+    RunDir(str(tmp_path)).load_config()
+  assert RunDir(str(tmp_path)).load_metrics() == {}
 
 
 def test_a_run_config_gains_keys_added_to_the_schema_since(tmp_path):
@@ -24,14 +23,14 @@ def test_a_run_config_gains_keys_added_to_the_schema_since(tmp_path):
   del saved["export"]["formats"]
   saved["name"] = "old"
   (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
-  config = runs.load_config(str(tmp_path))
+  config = RunDir(str(tmp_path)).load_config()
   assert config.name == "old" and config.export.formats == ""
 
 
 def test_checkpoint_names():
-  assert runs.checkpoint_path("r", "best") == os.path.join("r", "checkpoints", "best.keras")
-  assert runs.checkpoint_path("r", "last") == os.path.join("r", "checkpoints", "last.keras")
-  assert runs.checkpoint_path("r", "/x/model.keras") == "/x/model.keras"
+  assert RunDir("r").checkpoint("best") == os.path.join("r", "checkpoints", "best.keras")
+  assert RunDir("r").checkpoint("last") == os.path.join("r", "checkpoints", "last.keras")
+  assert RunDir("r").checkpoint("/x/model.keras") == "/x/model.keras"
 
 
 def test_new_or_resumable_resumes_only_an_unfinished_run(tmp_path):

@@ -114,3 +114,22 @@ def test_parse_accepts_spaces():
 def test_parse_refuses(spec, message):
   with pytest.raises(UsageError, match=message):
     augment.parse(spec)
+
+
+def test_terms_build_the_augmenter_parse_gives(images):
+  """resolve() keeps parse_terms()'s terms; build() from them gives parse()'s ops and output."""
+  spec = "flip|crop(pad=2, fill='reflect')|erase(factor=0.5)"
+  terms = augment.parse_terms(spec)
+  assert terms == [["flip", {}], ["crop", {"pad": 2, "fill": "reflect"}], ["erase", {"factor": 0.5}]]
+  built, parsed = augment.build(terms), augment.parse(spec)
+  assert [op.name for op in built.ops] == [op.name for op in parsed.ops] == ["flip+crop", "erase"]
+  seed = tf.constant([3, 4], tf.int64)
+  first = augment.build(augment.parse_terms("flip|crop(pad=2)"))(images, seed=seed)
+  np.testing.assert_array_equal(first, augment.parse("flip|crop(pad=2)")(images, seed=seed))
+
+
+def test_parse_terms_refuses_what_parse_refuses():
+  with pytest.raises(UsageError, match="runs in the host pipeline"):
+    augment.parse_terms("mixup(alpha=0.2)", on_device=True)
+  with pytest.raises(UsageError, match="crop\\(size=3\\)"):
+    augment.parse_terms("crop(size=3)")
