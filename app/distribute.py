@@ -167,12 +167,10 @@ def initialize(runtime):
   multi-worker strategy configures collective ops, and runtime.cpu_devices splits the CPU. Entry
   scripts call it first and pass what it returns, (strategy name, reason), to
   app.config.resolve; strategy_from_config then returns the strategy created here."""
-  if runtime.strategy not in ("auto", "multi_worker"):
-    if runtime.cpu_devices > 1 and runtime.strategy == "mirrored":
-      split_cpu(runtime.cpu_devices)
-    return strategy_name(runtime)
   name, reason = strategy_name(runtime)
-  if name == "multi_worker" and "multi_worker" not in _created:
+  if runtime.strategy == "mirrored" and runtime.cpu_devices > 1:
+    split_cpu(runtime.cpu_devices)
+  elif name == "multi_worker" and "multi_worker" not in _created:
     _created["multi_worker"] = _multi_worker_strategy(runtime)
   return name, reason
 

@@ -34,7 +34,7 @@ def main(argv):
   from app.train import accel_probe  # pylint: disable=g-import-not-at-top
   from app.accel import conv_peak  # pylint: disable=g-import-not-at-top
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
-  from app.data import checks, sources  # pylint: disable=g-import-not-at-top
+  from app.data import checks, pipeline, sources  # pylint: disable=g-import-not-at-top
   from app.models import build_model  # pylint: disable=g-import-not-at-top
   from app.models.stats import flops_per_image  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -47,7 +47,7 @@ def main(argv):
           f"{peaks['mixed_bfloat16']:.0f} GFLOP/s")
     return
   source, _ = checks.check_source(sources.load(config.data), config.data)
-  data = accel_probe.datasets(source, config)
+  data = pipeline.for_run(source, config)
   flops = flops_per_image(build_model(config.model, data.image_shape, len(data.class_names),
                                       data.mean, data.variance))
   supported = accel.supported_precisions()

@@ -281,6 +281,14 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
   return datasets
 
 
+def for_run(source, config, fold=None):
+  """build() as a run calls it, from its resolved `config`: the batch size, drop_remainder under
+  XLA, and the host augmentation built from config.derived.augment."""
+  return build(source, config.data, config.train.batch_size, config.seed,
+               drop_remainder=config.runtime.jit_compile, fold=fold,
+               augmenter=augment.build(config.derived.augment))
+
+
 def shard(examples, count, index):
   """Shard `index` of `count` equal shards (every count-th example; the < count left over are
   dropped): what one worker of a multi-worker run trains on."""

@@ -41,20 +41,12 @@ def _with(config, settings):
   return copy
 
 
-def datasets(source, config, fold=None):
-  """The run's app.data.pipeline.Datasets under the resolved `config` (batch size, drop_remainder
-  for XLA, the host augmentation of config.derived)."""
-  return pipeline.build(source, config.data, config.train.batch_size, config.seed,
-                        drop_remainder=config.runtime.jit_compile, fold=fold,
-                        augmenter=augment.build(config.derived.augment))
-
-
 def measure_setting(config, settings, source, strategy, steps, fold=None):
   """Trains a fresh model under `settings` on the probe batches of `source`; returns (images/s,
   mean loss of the timed steps)."""
   from app.models import build_model  # pylint: disable=g-import-not-at-top
   candidate = _with(config, settings)
-  data = datasets(source, candidate, fold)
+  data = pipeline.for_run(source, candidate, fold)
   # The same batches for every candidate: whole executions of the largest steps_per_execution.
   warmup = 2 * STEPS_PER_EXECUTION
   timed = max(steps, 2 * STEPS_PER_EXECUTION) // STEPS_PER_EXECUTION * STEPS_PER_EXECUTION

@@ -14,7 +14,7 @@ from absl import logging
 from app import accel, distribute
 from app.core import plots
 from app.core.run_dir import RunDir
-from app.data import augment, checks, sources
+from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
 from app.optim import schedules
 from app.serving import parity
@@ -58,7 +58,7 @@ def train_and_evaluate(config, fold=None):
   if probed:
     config = accel_probe.apply(config, probed[0])
     accel.set_precision(config.runtime)
-  data = accel_probe.datasets(source, config, fold)
+  data = pipeline.for_run(source, config, fold)
   logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
                source.description, len(data.class_names), data.num_train, data.num_validation,
                data.num_test, data.image_shape)
