@@ -1,17 +1,21 @@
 """Config validation and resolution: the one place that says "bad config".
 
 `validate(config)` checks every key up front, section by section, and raises UsageError naming the
-key, the value and the fix. `resolve(config)` then computes every derived value once (run
-directory, learning rate after the scaling rule, warmup, strategy, export formats), so the stages
+key, the value and the fix. `resolve(config)` then computes every derived value once (the
+recipe's lengths in epochs at the run's train.epochs, run directory, learning rate after the
+scaling rule, warmup, strategy, export formats), so the stages
 read plain values, re-check nothing and never call back here. The run directory's own files
 (config.yaml, resuming) are app/core/run_dir.py's.
 """
 
 import datetime
+import fractions
+import math
 import os
 import re
 
 import ml_collections
+from absl import logging
 
 from app.core.errors import UsageError
 
@@ -51,10 +55,12 @@ def _validate_data(data):
   from app.data.augment import parse_terms  # pylint: disable=g-import-not-at-top
   from app.data.sources import DATASETS, dataset_kind  # pylint: disable=g-import-not-at-top
   DATASETS.get(dataset_kind(data.name))
-  parsed = {"augment": parse_terms(data.augment),
-            "augment_on_device": parse_terms(data.augment_on_device, on_device=True)}
   _require(data.image_size >= 0, f"data.image_size must be 0 (as stored) or a side in pixels; "
            f"received {data.image_size}")
+  parsed = {"augment": parse_terms(data.augment, image_size=data.image_size,
+                                   channels=data.channels),
+            "augment_on_device": parse_terms(data.augment_on_device, on_device=True,
+                                             image_size=data.image_size, channels=data.channels)}
   _require(data.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3; received {data.channels}")
   _require(0 <= data.validation_split < 1,
            f"data.validation_split must be in [0, 1); received {data.validation_split}")
@@ -168,8 +174,8 @@ def _validate_runtime(runtime):
   if runtime.mixed_precision == "mixed_float16":
     from app import accel  # pylint: disable=g-import-not-at-top
     why = accel.supported_precisions()["mixed_float16"]
-    _require(why is None, f"--mixed_precision=mixed_float16 needs float16 hardware: {why}; use "
-             "--mixed_precision=mixed_bfloat16 (or float32) here")
+    _require(why is None, f"--mixed_precision=mixed_float16 needs a GPU of compute capability "
+             f">= 7.0: {why}; use --mixed_precision=mixed_bfloat16 (or float32) here")
   _require(runtime.accel in ("off", "auto"),
            f"runtime.accel must be off or auto; received {runtime.accel!r}")
   _require(runtime.accel == "off" or runtime.strategy not in ("multi_worker", "tpu"),
@@ -243,16 +249,91 @@ def _validate_transfer(config):
              f"({' and '.join(map(str, phases))} epochs); lower --config.optim.warmup_epochs")
 
 
-def resolve(config, now=None, strategy=None):
-  """Validated config -> an unlocked copy with every derived value filled in, computed here once:
-  the run and backup directories, the learning rate (from an lr_find.json, then scaled to the
-  batch), the warmup in epochs, and in `derived` what validate() parsed (the augmentation terms of
-  data.augment and data.augment_on_device, the export formats) and the strategy the run uses,
-  with the reason. `strategy` = (name, reason) from app.distribute.initialize (the command
-  computes it before TensorFlow starts); None computes it here."""
+def _length_keys(config):
+  """The keys in epochs of the run that `config` reads: where warmup ends, where the head-only
+  phase of a transfer run ends, and the schedule's own (app.optim.schedules.EPOCH_KEYS). They
+  place events in the recipe's course, so they scale with its length. Not lengths: the
+  early-stopping and plateau patiences and validation_every_epochs count validations to wait
+  through noise, which a shorter run does not make less noisy; optim.warmup_fraction is already
+  a share of the run."""
+  from app.optim.schedules import EPOCH_KEYS  # pylint: disable=g-import-not-at-top
+  return ["optim.warmup_epochs", "train.frozen_epochs"] + [
+      f"optim.{key}" for key in EPOCH_KEYS.get(config.optim.schedule, ())]
+
+
+def _scaled(value, scale, epochs):
+  if isinstance(value, int):  # whole epochs (frozen_epochs): at least 1 if set, within the run
+    return min(max(math.floor(value * scale + 0.5), 1), epochs) if value else 0
+  if isinstance(value, (tuple, list)):
+    return tuple(v * scale for v in value)
+  return value * scale
+
+
+def set_key(config, key, value):
+  """config["a.b.c"] = value, for a dotted key (--config.a.b.c=value)."""
+  *parents, leaf = key.split(".")
+  for parent in parents:
+    config = config[parent]
+  config[leaf] = value
+
+
+def load_recipe(path):
+  """A recipe file (`path[:argument]`, as --config takes it) -> its get_config(), unlocked,
+  with nothing overridden: what scale_lengths() compares a run's config with."""
+  # ml_collections' own loader, the one --config uses
+  from ml_collections.config_flags import config_flags as loader  # pylint: disable=g-import-not-at-top
+  return loader.ConfigFileFlagParser("config", lock_config=False).parse(path)
+
+
+def scale_lengths(config, recipe):
+  """Scales, in place, the length keys of `config` still holding `recipe`'s values (a key the
+  command line set is the user's, kept) by config's train.epochs / recipe's; returns the line
+  that says so, or "" when nothing changed."""
+  epochs, recipe_epochs = config.train.epochs, recipe.train.epochs if recipe else 0
+  if not (isinstance(epochs, int) and epochs > 0 and recipe_epochs > 0 and epochs != recipe_epochs):
+    return ""
+  scale, changes = epochs / recipe_epochs, []
+  for key in _length_keys(config):
+    section, leaf = key.split(".")
+    value = config[section][leaf]
+    if _as_tuple(value) != _as_tuple(recipe[section][leaf]):  # set on the command line: kept
+      continue
+    config[section][leaf] = _scaled(value, scale, epochs)
+    if config[section][leaf] != value:
+      changes.append(f"{key} {_shown(value)} -> {_shown(config[section][leaf])}")
+  if not changes:
+    return ""
+  ratio = fractions.Fraction(epochs, recipe_epochs)
+  return (f"train.epochs={epochs} is {ratio} {'of' if ratio < 1 else 'times'} the recipe's "
+          f"{recipe_epochs} epochs; its lengths scale alike: " + ", ".join(changes))
+
+
+def _as_tuple(value):
+  return tuple(value) if isinstance(value, (tuple, list)) else value
+
+
+def _shown(value):
+  if isinstance(value, (tuple, list)):
+    return "(" + ", ".join(_shown(v) for v in value) + ")"
+  return f"{value:.4g}"
+
+
+def resolve(config, now=None, strategy=None, recipe=None):
+  """Config -> a validated, unlocked copy with every derived value filled in, computed here once:
+  the lengths in epochs scaled to the run's train.epochs when it differs from its recipe's
+  (_length_keys), the run and backup directories, the learning rate (from an lr_find.json, then
+  scaled to the batch), the warmup in epochs, and in `derived` what validate() parsed (the
+  augmentation terms of data.augment and data.augment_on_device, the export formats), the
+  recipe's epochs and the strategy the run uses, with the reason. `strategy` = (name, reason)
+  from app.distribute.initialize (the command computes it before TensorFlow starts); None
+  computes it here. `recipe` = the recipe as its file writes it, without the command line's
+  overrides (load_recipe; app.cli.recipe_as_written); None: nothing is scaled."""
   from app import distribute  # pylint: disable=g-import-not-at-top
-  parsed = validate(config)
   resolved = ml_collections.ConfigDict(config.to_dict())
+  scaled = scale_lengths(resolved, recipe)
+  parsed = validate(resolved)
+  if scaled:
+    logging.info("%s", scaled)
   if not resolved.output_dir:
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
     resolved.output_dir = os.path.join("runs", f"{resolved.name}-{stamp}")
@@ -266,5 +347,7 @@ def resolve(config, now=None, strategy=None):
   optim.peak_learning_rate = optim.learning_rate * scale
   optim.warmup_epochs = warmup_epochs(optim, resolved.train)
   name, reason = strategy or distribute.strategy_name(resolved.runtime)
-  resolved.derived = ml_collections.ConfigDict(dict(parsed, strategy=name, strategy_reason=reason))
+  resolved.derived = ml_collections.ConfigDict(dict(
+      parsed, strategy=name, strategy_reason=reason,
+      recipe_epochs=recipe.train.epochs if recipe else resolved.train.epochs))
   return resolved

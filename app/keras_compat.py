@@ -35,6 +35,10 @@ SYMBOLS = (
            "no public recursive layer walk in Keras 3 (Model.layers is the top level only)"),
     Symbol("keras", "callbacks.SwapEMAWeights._finalize_ema_values",
            "SwapEMAWeights re-syncs EMA slots only after the last planned epoch"),
+    Symbol("keras.src.optimizers.base_optimizer", "BaseOptimizer",
+           "its `_iterations` (the step count schedules read): under gradient accumulation "
+           "`iterations` is a computed tensor with no setter",
+           source_mentions="self._iterations"),
     Symbol("keras.src.export.tf2onnx_lib", "patch_tf2onnx",
            "tf2onnx 1.17 under numpy 2: the fixes Model.export(format='onnx') applies"),
     Symbol("tf2onnx.convert", "_convert_common",
@@ -143,6 +147,17 @@ def finalize_ema_values(swap_callback):
   """keras.callbacks.SwapEMAWeights(swap_on_epoch=True) re-syncs the optimizer's EMA slots only
   after the last planned epoch; this does it now (app/optim/averaging.py, on an early stop)."""
   swap_callback._finalize_ema_values()  # pylint: disable=protected-access
+
+
+def set_optimizer_step(optimizer, step):
+  """Sets the step count `optimizer`'s learning-rate schedule reads (one per batch), so a retried
+  run's schedule goes on where it was (app/train/fitting.py). Keras 3.15's `iterations` is that
+  variable only without gradient accumulation; with `gradient_accumulation_steps` it is computed,
+  `_iterations // steps` (keras/src/optimizers/base_optimizer.py), a tensor with no `assign`,
+  while the schedule and the accumulation's update test still read `_iterations`. A
+  LossScaleOptimizer (mixed_float16) counts in its inner optimizer."""
+  optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+  optimizer._iterations.assign(step)  # pylint: disable=protected-access
 
 
 # === tf2onnx (app/serving/formats.py) ===

@@ -24,14 +24,19 @@ def get_config():
   # split, as the speedruns do; a source without a test split then needs a fraction > 0 and
   # reports its test metrics on that held-out part.
   config.data.validation_split = 0.0  # held out of train for validation; 0 = validate on test
-  # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip, crop(pad),
-  # rotate(factor), zoom(factor), translate(factor), color_jitter(brightness, contrast,
-  # saturation, hue), erase(factor, scale), randaugment(num_ops, factor), mixup(alpha),
-  # cutmix(factor). augment runs in the tf.data pipeline on the CPU; augment_on_device inside
-  # the model (Keras layers; not crop, mixup, cutmix). python -m app.augment_preview shows them.
+  # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip,
+  # crop(pad, fill='zero'|'reflect'; reflect needs pad < the image side), rotate(factor),
+  # zoom(factor), translate(factor), color_jitter(brightness, contrast, saturation, hue: each
+  # the largest change, 0 = off; brightness shifts by up to that fraction of 0..255, contrast and
+  # saturation scale by [1 - v, 1 + v], hue turns by up to v of the hue circle, v <= 0.5),
+  # erase(factor, scale), randaugment(num_ops, factor), mixup(alpha), cutmix(factor). augment
+  # runs in the tf.data pipeline on the CPU; augment_on_device inside the model (Keras layers;
+  # not crop, mixup, cutmix); both compute in float32. python -m app.augment_preview shows them.
   config.data.augment = ""  # host pipeline ops, e.g. "flip|crop(pad=4)"; "" = none
   config.data.augment_on_device = ""  # in-model ops, e.g. "flip|rotate(factor=0.05)"; "" = none
-  config.data.limit = 0  # use only the first N images of each split, for quick trials; 0 = all
+  # For quick trials: N images of each split, drawn with the seed, every class keeping its share
+  # (one image at least where N allows), in their order; the data report counts these.
+  config.data.limit = 0  # N images of each split, each class in its share (seeded); 0 = all
   config.data.shuffle_buffer = 0  # 0 = the whole training split (exact shuffle)
   config.data.on_bad_file = "fail"  # undecodable image files: fail (name them) or skip (list them)
   config.data.in_memory_max_gb = 4.0  # decode file data once into RAM if it fits; 0 = stream
@@ -58,7 +63,7 @@ def get_config():
   config.model.weights = ""  # ImageNet families: local backbone weights file (.weights.h5 / .h5)
 
   config.train = ml_collections.ConfigDict()
-  config.train.epochs = 10  # passes over the training split
+  config.train.epochs = 10  # passes over the training split; a recipe's epoch lengths scale with it
   config.train.batch_size = 128  # global batch (all replicas together)
   config.train.label_smoothing = 0.0  # cross-entropy target smoothing (Szegedy et al. 2016)
   config.train.validation_every_epochs = 1  # evaluate on the validation split every N epochs
@@ -99,8 +104,8 @@ def get_config():
   config.optim.ema_momentum = 0.99  # EMA decay per step
   # Lookahead (airbench94: every 5 steps, peak decay 0.95^5): the weights are pulled back toward
   # a slow average every N steps, the average's decay ramping up as (step / total)^3; 0 = off.
-  config.optim.lookahead_every = 0
-  config.optim.lookahead_decay = 0.95 ** 5
+  config.optim.lookahead_every = 0  # Lookahead: sync toward the slow weights every N steps; 0 = off
+  config.optim.lookahead_decay = 0.95 ** 5  # Lookahead: the slow average's peak decay
   config.optim.fine_tune_rate_factor = 0.1  # transfer: fine-tuning rate = peak rate times this
 
   config.runtime = ml_collections.ConfigDict()
@@ -129,7 +134,7 @@ def get_config():
   config.search.trial_time_budget_seconds = 0.0  # each trial stops training after this; 0 = no cap
   # The whole search's wall seconds (this command's): no trial starts after them, and a running
   # trial stops training when they run out; 0 = no limit (max_trials alone ends the search).
-  config.search.time_budget_seconds = 0.0
+  config.search.time_budget_seconds = 0.0  # the whole search's wall seconds; 0 = no limit
   config.search.target_accuracy = 0.0  # time_to_target: the validation accuracy to reach
   config.search.validation_split = 0.1  # trials validate on this held-out part, never on test
   config.search.initial_trials = 0  # bayesian: random trials before its Gaussian process; 0 = 3/key

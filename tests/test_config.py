@@ -146,3 +146,64 @@ def test_resolve_keeps_the_parsed_augmentation_terms():
   derived = config_lib.resolve(config).derived
   assert derived.augment == [["flip", {}], ["crop", {"pad": 4}]]
   assert derived.augment_on_device == [["rotate", {"factor": 0.05}]]
+
+
+def recipe_at(recipe, epochs):
+  """(the recipe as its file writes it, the same with train.epochs changed, as --epochs does)."""
+  written = importlib.import_module(f"configs.{recipe}").get_config()
+  changed = written.copy_and_resolve_references()
+  changed.train.epochs = epochs
+  return written, changed
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_resolves_at_one_and_two_epochs(recipe, epochs):
+  written, config = recipe_at(recipe, epochs)
+  resolved = config_lib.resolve(config, recipe=written)
+  train, optim = resolved.train, resolved.optim
+  assert 0 <= optim.warmup_epochs < epochs
+  assert 0 <= train.frozen_epochs <= epochs and isinstance(train.frozen_epochs, int)
+  assert resolved.derived.recipe_epochs == written.train.epochs
+
+
+def test_a_shorter_run_scales_the_recipes_lengths_and_says_so_in_one_line(caplog):
+  caplog.set_level("INFO", logger="absl")  # a SavedModel save leaves absl at WARNING
+  written, config = recipe_at("fashion_mnist", 1)
+  resolved = config_lib.resolve(config, recipe=written)
+  assert resolved.optim.warmup_epochs == pytest.approx(1 / 12)
+  lines = [r.getMessage() for r in caplog.records if "of the recipe's" in r.getMessage()]
+  assert lines == ["train.epochs=1 is 1/12 of the recipe's 12 epochs; its lengths scale alike: "
+                   "optim.warmup_epochs 1 -> 0.08333"], lines
+
+
+def test_every_length_key_scales_and_a_key_set_on_the_command_line_does_not():
+  written = default.get_config()
+  written.model.name = "mobilenet_v2"  # a backbone family: frozen_epochs applies
+  written.train.epochs, written.train.frozen_epochs = 90, 30
+  written.optim.schedule, written.optim.step_epochs = "multistep", (30.0, 60.0, 80.0)
+  written.optim.warmup_epochs = 5.0
+  config = written.copy_and_resolve_references()
+  config.train.epochs = 9
+  resolved = config_lib.resolve(config, recipe=written)
+  assert resolved.train.frozen_epochs == 3 and resolved.optim.warmup_epochs == pytest.approx(0.5)
+  assert list(resolved.optim.step_epochs) == pytest.approx([3.0, 6.0, 8.0])
+  assert resolved.optim.decay_epochs == written.optim.decay_epochs  # multistep does not read it
+  config.optim.warmup_epochs = 0.2  # set by the user: theirs, not scaled
+  assert config_lib.resolve(config, recipe=written).optim.warmup_epochs == pytest.approx(0.2)
+  step = written.copy_and_resolve_references()
+  step.optim.schedule, step.train.frozen_epochs = "step", 0
+  config = step.copy_and_resolve_references()
+  config.train.epochs = 45
+  assert config_lib.resolve(config, recipe=step).optim.decay_epochs == pytest.approx(15.0)
+
+
+def test_without_the_recipe_or_at_its_length_nothing_scales():
+  written, config = recipe_at("fashion_mnist", 12)
+  assert config_lib.resolve(config, recipe=written).optim.warmup_epochs == 1.0
+  written, config = recipe_at("fashion_mnist", 1)
+  with pytest.raises(UsageError, match="warmup_epochs=1.0 must be >= 0 and shorter than"):
+    config_lib.resolve(config)  # a config without its recipe: nothing to scale from
+  resolved = config_lib.resolve(config, recipe=written)
+  again = config_lib.resolve(resolved)  # a resolved config resolves to itself
+  assert again.optim.warmup_epochs == resolved.optim.warmup_epochs

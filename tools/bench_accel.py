@@ -46,7 +46,7 @@ def main(argv):
     print(f"Peak (3x3 conv, forward): float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 "
           f"{peaks['mixed_bfloat16']:.0f} GFLOP/s")
     return
-  source, _ = checks.check_source(sources.load(config.data), config.data)
+  source, _ = checks.check_source(sources.load(config.data), config.data, config.seed)
   data = pipeline.for_run(source, config)
   flops = flops_per_image(build_model(config.model, data.image_shape, len(data.class_names),
                                       data.mean, data.variance))

@@ -42,7 +42,7 @@ def main(argv):
   data = default.get_config().data
   data.name, data.data_dir, data.image_size = "folder", FLAGS.input, FLAGS.image_size
   data.on_bad_file = FLAGS.on_bad_file
-  source, report = checks.check_source(DATASETS.get("folder")(data), data)
+  source, report = checks.check_source(DATASETS.get("folder")(data), data, seed=0)  # no limit
   manifest = tfrecord.write_source(source, FLAGS.output, FLAGS.shards)
   for split, info in manifest["splits"].items():
     print(f"{split}: {info['count']} images in {len(info['shards'])} shards; per class "

@@ -70,6 +70,14 @@ def define_config_flag(default_recipe):
     _exit_after_help(e, sys.argv)
 
 
+def recipe_as_written():
+  """The --config recipe as its file writes it, loaded again without the command line's overrides
+  (and shortcuts): app.config.resolve(recipe=...) scales the recipe's lengths in epochs when a
+  run's train.epochs differs from it."""
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_recipe(config_flags.get_config_filename(flags.FLAGS["config"]))
+
+
 def define_shortcuts(shortcuts):
   """{flag name: (config key, flags.DEFINE_*, help)} -> flags that override those keys."""
   for flag_name, (key, define, help_text) in shortcuts.items():
@@ -82,11 +90,9 @@ def apply_shortcuts(config, shortcuts):
   for flag_name, (key, _, _) in shortcuts.items():
     value = flags.FLAGS[flag_name].value
     if value is not None:
-      *parents, leaf = key.split(".")
-      section = config
-      for parent in parents:
-        section = section[parent]
-      section[leaf] = applied[key] = value
+      from app import config as config_lib  # pylint: disable=g-import-not-at-top
+      config_lib.set_key(config, key, value)
+      applied[key] = value
   return applied
 
 

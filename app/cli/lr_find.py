@@ -28,7 +28,7 @@ def main(argv):
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.train.lr_find import run_lr_find  # pylint: disable=g-import-not-at-top
-  config = config_lib.resolve(flags.FLAGS.config)
+  config = config_lib.resolve(flags.FLAGS.config, recipe=cli.recipe_as_written())
   summary = run_lr_find(config, flags.FLAGS.output_dir, flags.FLAGS.min_lr, flags.FLAGS.max_lr,
                         flags.FLAGS.steps)
   print(f"suggested learning rate {summary['suggested_learning_rate']:.3g} (lowest loss at "

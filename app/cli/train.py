@@ -21,6 +21,7 @@ from app import cli  # sets up logging before TensorFlow loads  # pylint: disabl
 from absl import app, flags
 
 import configs
+from app.optim.optimizers import OPTIMIZERS
 
 __doc__ += "\n" + cli.config_keys_help()  # --help lists every --config.<key> override
 DEFAULT_RECIPE = os.path.join(os.path.dirname(configs.__file__), "fashion_mnist.py")
@@ -36,12 +37,14 @@ SHORTCUTS = {
     "weights": ("model.weights", flags.DEFINE_string,
                 "Backbone weights file for the ImageNet families (a run's backbone.weights.h5 "
                 "or a keras.applications no-top .h5); nothing is downloaded."),
-    "epochs": ("train.epochs", flags.DEFINE_integer, "Training epochs."),
+    "epochs": ("train.epochs", flags.DEFINE_integer,
+               "Training epochs; the recipe's lengths in epochs (warmup, step and decay epochs, "
+               "frozen epochs) scale alike, unless also given."),
     "batch_size": ("train.batch_size", flags.DEFINE_integer, "Global batch size."),
     "learning_rate": ("optim.learning_rate", flags.DEFINE_float,
                       "Peak learning rate (at optim.reference_batch_size, if set)."),
     "optimizer": ("optim.name", flags.DEFINE_string,
-                  "Optimizer: sgd, adam, adamw, rmsprop, adagrad, nadam, lion."),
+                  f"Optimizer: {', '.join(OPTIMIZERS.names())}."),
     "seed": ("seed", flags.DEFINE_integer, "Random seed for data order and initialisation."),
     "output_dir": ("output_dir", flags.DEFINE_string,
                    "Run directory (new or empty); default runs/<name>-<UTC time>."),
@@ -87,7 +90,7 @@ def main(argv):
   config = flags.FLAGS.config
   cli.apply_shortcuts(config, SHORTCUTS)
   strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
-  resolved = config_lib.resolve(config, strategy=strategy)
+  resolved = config_lib.resolve(config, strategy=strategy, recipe=cli.recipe_as_written())
   if resolved.train.cv_folds:
     from app.train import cross_validation  # pylint: disable=g-import-not-at-top
     summary = cross_validation.cross_validate(resolved)

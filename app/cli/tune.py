@@ -56,7 +56,8 @@ flags.DEFINE_string("search_dir", "runs/search", "The search's directory (new, o
 flags.DEFINE_boolean("overwrite", False, "Delete an earlier search in --search_dir and start over.")
 flags.DEFINE_boolean("retrain", False, "After the search, train the best configuration on the "
                      "whole training split and export it (<search_dir>/retrain/).")
-flags.DEFINE_integer("retrain_epochs", 0, "--retrain: epochs (0 = the best recipe's).")
+flags.DEFINE_integer("retrain_epochs", 0, "--retrain: epochs (0 = the best recipe's; its "
+                     "lengths in epochs, such as the warmup, scale alike).")
 
 
 def main(argv):

@@ -46,7 +46,9 @@ def quiet_tensorflow():
     tf.config.list_physical_devices()  # not logical: runtime.cpu_devices may still split the CPU
   logging.getLogger("tensorflow").setLevel(logging.WARNING)
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  absl_logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  handler = absl_logging.get_absl_handler()
+  if not any(isinstance(f, _DropLibraryInfo) for f in handler.filters):  # called again: once
+    handler.addFilter(_DropLibraryInfo())
 
 
 def fail(message):

@@ -9,6 +9,7 @@ augment whole batches for the same reason). Keras 3's own layers are used where 
 """
 
 import ast
+import contextlib
 import dataclasses
 import functools
 from typing import Callable, Optional
@@ -54,8 +55,6 @@ def crop(images, pad=4, seed=None, mirror=False, fill="zero"):
   2.5x faster than the two ops one after the other on a 256 x 32 x 32 x 3 uint8 batch)."""
   batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
   channels = images.shape[-1]
-  if fill not in FILLS:
-    raise ValueError(f"fill must be one of {', '.join(FILLS)}; received {fill!r}")
   padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=FILLS[fill])
   top = _uniform([batch], seed, 0, 2 * pad + 1, dtype=tf.int32, salt=1)
   left = _uniform([batch], seed, 0, 2 * pad + 1, dtype=tf.int32, salt=2)
@@ -82,8 +81,9 @@ class Op:
   layer: Optional[Callable] = None
   mixes_labels: bool = False
   any_dtype: bool = False  # runs on uint8 images too (4x less memory traffic than float32)
-  pad: int = 0  # crop's padding and border fill, for fusing it with flip
+  pad: int = 0  # crop's padding and border fill, for fusing it with flip and check_image_shape
   fill: str = "zero"
+  needs_rgb: bool = False  # color_jitter's saturation and hue: no meaning on grayscale images
 
 
 def _images_only(fn):
@@ -107,7 +107,11 @@ def _flip():
 @AUGMENTATIONS.register("crop")
 def _crop(pad=4, fill="zero"):
   """Translation by up to `pad` pixels with zero or reflected fill (host only; on device use
-  translate)."""
+  translate). Reflect needs pad < the images' side: Augmenter.check_image_shape."""
+  if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+    raise ValueError(f"pad must be a whole number of pixels >= 0; received {pad!r}")
+  if fill not in FILLS:
+    raise ValueError(f"fill must be one of {', '.join(FILLS)}; received {fill!r}")
   return Op("crop", _seeded(lambda images, seed: crop(images, pad=pad, seed=seed, fill=fill)),
             any_dtype=True, pad=pad, fill=fill)
 
@@ -131,13 +135,44 @@ def _translate(factor=0.1):
                                                                fill_mode="constant"))
 
 
+def _jitter_factor(name, value, most):
+  if not 0 <= value <= most:
+    raise ValueError(f"{name} must be in [0, {most}] (its largest change; 0 = off); received "
+                     f"{value}")
+  return value
+
+
 @AUGMENTATIONS.register("color_jitter")
 def _color_jitter(brightness=0.2, contrast=0.2, saturation=0.0, hue=0.0):
-  """Brightness, contrast, saturation and hue jitter (saturation and hue need RGB)."""
-  return _keras_op("color_jitter", keras.layers.RandomColorJitter(
-      value_range=(0, 255), brightness_factor=brightness or None,
-      contrast_factor=contrast or None, saturation_factor=saturation or None,
-      hue_factor=hue or None))
+  """Brightness, contrast, saturation and hue jitter, in that order, each value the largest
+  change (0 = off), drawn per image: brightness shifts every pixel by up to that fraction of the
+  0..255 range (0.2: +-51 levels); contrast scales each channel's spread around its mean, and
+  saturation the HSV saturation, by a factor in [1 - value, 1 + value]; hue turns the hue circle
+  by up to that fraction of a turn (at most 0.5). Saturation and hue need RGB. Contrast,
+  saturation and hue mean what torchvision's ColorJitter means; brightness there scales."""
+  brightness = _jitter_factor("brightness", brightness, 1)
+  contrast = _jitter_factor("contrast", contrast, 1)
+  saturation = _jitter_factor("saturation", saturation, 1)
+  hue = _jitter_factor("hue", hue, 0.5)
+  # Keras's factors mean other things (keras/src/layers/preprocessing/image_preprocessing/,
+  # Keras 3.15): RandomContrast's single float c draws from [1, 1 + c] (never lowers contrast),
+  # so it gets (c, c) = [1 - c, 1 + c]; RandomSaturation multiplies by f / (1 - f) for f drawn
+  # from its factor (0.5 = unchanged; a single float s draws from [-s, s]: grey, issue 20), so
+  # [1 - s, 1 + s] is f in [(1 - s) / (2 - s), (1 + s) / (2 + s)]; RandomHue turns by half its
+  # factor, so it gets 2 x hue. RandomBrightness's factor is ours. The four layers in a row, not
+  # RandomColorJitter: RandomSaturation clips the saturation to its value_range, so it needs
+  # (0, 1) (a saturation of 1.2 x 1 gave pixels of -27) where the others need (0, 255).
+  layers = [
+      brightness and keras.layers.RandomBrightness(brightness, value_range=(0, 255)),
+      contrast and keras.layers.RandomContrast((contrast, contrast), value_range=(0, 255)),
+      saturation and keras.layers.RandomSaturation(
+          ((1 - saturation) / (2 - saturation), (1 + saturation) / (2 + saturation)),
+          value_range=(0, 1)),
+      hue and keras.layers.RandomHue(2 * hue, value_range=(0, 255))]
+  op = _keras_op("color_jitter", keras.Sequential(
+      [layer for layer in layers if layer] or [keras.layers.Identity()]))
+  op.needs_rgb = bool(saturation or hue)
+  return op
 
 
 @AUGMENTATIONS.register("erase")
@@ -176,6 +211,30 @@ def _cutmix(factor=1.0):
   return _mixing_op("cutmix", keras.layers.CutMix(factor=factor))
 
 
+@contextlib.contextmanager
+def _float32_policy():
+  """Keras layers built inside compute in float32 whatever the global policy (a run sets
+  mixed_bfloat16 before it builds its pipeline and model). Built under mixed_bfloat16, MixUp and
+  CutMix failed ("Input 'y' of 'Mul' Op has type bfloat16 that does not match type float32": they
+  mix float32 labels with bfloat16 weights) and every other layer rounded 0..255 pixels to
+  bfloat16's 8 significant bits (by up to 0.5). Scoping the global policy, not passing dtype=,
+  reaches the layers that RandAugment builds inside itself. In a model
+  the layers stay float32 too: they see the raw pixels before the normalising layer, as the host
+  ops do, and cost little beside the convolutions. Keras keeps the policy per thread."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy("float32")
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def _make_op(name, kwargs):
+  """The registered op `name` built with `kwargs`, its Keras layers computing in float32."""
+  with _float32_policy():
+    return AUGMENTATIONS.get(name)(**kwargs)
+
+
 class Augmenter:
   """The ops of one config string, applied in order."""
 
@@ -201,6 +260,24 @@ class Augmenter:
     """The Keras layers that apply these ops inside a model (device-side augmentation)."""
     return [op.layer() for op in self.ops]
 
+  def check_image_shape(self, shape):
+    """Raises UsageError when an op cannot run on (height, width, channels) images (None: not
+    known yet): crop's reflect fill mirrors the image inside its border, so it needs
+    pad < the shorter side (tf.pad's MirrorPad fails in the first training step otherwise; zero
+    fill takes any pad); color_jitter's saturation and hue need RGB (Keras's RandomSaturation
+    and RandomHue fail on one channel with a traceback)."""
+    height, width, channels = shape
+    side = min(height, width) if height and width else None
+    for op in self.ops:
+      if op.needs_rgb and channels == 1:
+        raise UsageError(
+            f"augmentation {op.name} with saturation or hue needs RGB images, and these have one "
+            "channel; drop saturation and hue from it, or pass --config.data.channels=3")
+      if op.fill == "reflect" and side is not None and op.pad >= side:
+        raise UsageError(
+            f"augmentation crop(pad={op.pad}, fill='reflect') needs pad < the images' shorter "
+            f"side, {side} pixels ({height}x{width}); pass pad <= {side - 1}, or fill='zero'")
+
 
 def _parse_term(term):
   call = ast.parse(term, mode="eval").body
@@ -222,11 +299,8 @@ def _checked_ops(spec, on_device):
       raise UsageError(
           f"cannot read augmentation {term!r}; write ops as name or name(key=value), joined by "
           "'|', e.g. 'flip|crop(pad=4)'") from None
-    factory = AUGMENTATIONS.get(name)
-    try:
-      op = factory(**kwargs)
-      if name in ("flip", "crop"):  # our tf ops: reject wrong keywords now, not mid-epoch
-        op.host(tf.zeros([1, 8, 8, 3]), None)
+    try:  # every factory checks its keywords, so a wrong one fails now, not mid-epoch
+      op = _make_op(name, kwargs)  # an unknown name: the registry's UsageError, passed on
     except (TypeError, ValueError) as e:
       raise UsageError(f"augmentation {term!r}: {e}") from None
     if on_device and op.layer is None:
@@ -238,16 +312,20 @@ def _checked_ops(spec, on_device):
   return terms, ops
 
 
-def parse_terms(spec, on_device=False):
-  """'flip|crop(pad=4)' -> [[name, {keyword: value}], ...], checked as parse() checks them.
+def parse_terms(spec, on_device=False, image_size=0, channels=0):
+  """'flip|crop(pad=4)' -> [[name, {keyword: value}], ...], checked as parse() checks them and,
+  given the images' side `image_size` (data.image_size; 0 = not known yet: the pipeline checks),
+  by Augmenter.check_image_shape (`channels`: data.channels, 0 = as stored, not known yet).
   app.config.resolve() keeps the result in config.derived; build() makes the Augmenter from it."""
-  return _checked_ops(spec, on_device)[0]
+  terms, ops = _checked_ops(spec, on_device)
+  Augmenter(ops).check_image_shape((image_size or None, image_size or None, channels or None))
+  return terms
 
 
 def build(terms, on_device=False):
   """parse_terms()'s checked terms -> an Augmenter (new ops: Keras layers are not shared between
   the Augmenters, nor between the models, built from the same terms)."""
-  ops = [AUGMENTATIONS.get(name)(**kwargs) for name, kwargs in terms]
+  ops = [_make_op(name, kwargs) for name, kwargs in terms]
   return Augmenter(ops if on_device else _fuse_flip_crop(ops))
 
 
@@ -266,7 +344,8 @@ def _fuse_flip_crop(ops):
     if pair == {"flip", "crop"}:
       cropping = next(op for op in ops[position:position + 2] if op.name == "crop")
       fused.append(Op("flip+crop", _seeded(functools.partial(
-          crop, pad=cropping.pad, mirror=True, fill=cropping.fill)), any_dtype=True))
+          crop, pad=cropping.pad, mirror=True, fill=cropping.fill)), any_dtype=True,
+                      pad=cropping.pad, fill=cropping.fill))
       position += 2
     else:
       fused.append(ops[position])

@@ -32,7 +32,7 @@ def _decodable(paths, channels):
     return index, tf.shape(image)[0]
 
   ds = tf.data.Dataset.range(len(paths)).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.apply(tf.data.experimental.ignore_errors())
+  ds = ds.ignore_errors()
   ok = np.zeros(len(paths), bool)
   for index, height in ds.batch(1024).as_numpy_iterator():
     ok[index[height > 0]] = True
@@ -53,8 +53,10 @@ def _non_image_files(root, class_names):
   return found
 
 
-def check_source(source, data):
-  """Checks a file-based Source; returns (source without skipped files, report dict)."""
+def check_source(source, data, seed):
+  """Checks a file-based Source; returns (source without skipped files, report dict). With
+  data.limit, the source and the report keep the run's images only: the subset of `seed` (the
+  run's) that pipeline.build takes."""
   report = {"checked": False}
   if source.train.paths is None:
     return source, report
@@ -68,11 +70,13 @@ def check_source(source, data):
     shown = ", ".join(bad[:_SHOWN]) + (f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else "")
     raise UsageError(f"{len(bad)} file(s) cannot be decoded as images: {shown}; fix or remove "
                      "them, or pass --config.data.on_bad_file=skip to train without them")
-  counts = collections.Counter(int(label) for label in kept["train"].labels)
-  empty = [name for k, name in enumerate(source.class_names) if not counts.get(k)]
+  decodable = set(kept["train"].labels.tolist())
+  empty = [name for k, name in enumerate(source.class_names) if k not in decodable]
   if empty:
     raise UsageError(f"class folder(s) {', '.join(empty)} hold no decodable training images; "
                      "add images or remove the folder(s)")
+  kept = {split: examples.limited(data.limit, seed) for split, examples in kept.items()}
+  counts = collections.Counter(int(label) for label in kept["train"].labels)
   duplicates = []
   if "test" in kept:
     train_hashes = {}
@@ -85,7 +89,7 @@ def check_source(source, data):
   report = {
       "checked": True,
       "images": {split: len(e) for split, e in kept.items()},
-      "train_images_per_class": {source.class_names[k]: counts[k] for k in sorted(counts)},
+      "train_images_per_class": {name: counts[k] for k, name in enumerate(source.class_names)},
       "skipped_undecodable_files": bad,
       "ignored_non_image_files": _non_image_files(root, source.class_names),
       "train_test_duplicates": duplicates,

@@ -15,30 +15,45 @@ import tensorflow as tf
 def decode(encoded, channels=0):
   """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, channels), the first frame of a GIF;
   channels=0 keeps the file's own. Raises tf.errors.InvalidArgumentError on undecodable bytes."""
-  return tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+  # Decoded with the file's own channels, then converted here: TensorFlow's decoders do not all
+  # convert (decode_bmp takes channels 0, 3 or 4, a GIF is always RGB: channels=1 failed on
+  # both), and one conversion gives every format the same pixels.
+  image = tf.io.decode_image(encoded, expand_animations=False)
+  return to_channels(image, channels) if channels else image
 
 
 def to_channels(image, channels):
-  """A uint8 (..., C) image of 1, 3 or 4 channels -> `channels` (1 or 3): RGB(A) -> grayscale,
-  grayscale -> RGB, RGBA -> RGB (alpha dropped)."""
-  if image.shape[-1] != channels:
-    if channels == 1:
-      image = tf.image.rgb_to_grayscale(image[..., :3])
-    elif image.shape[-1] == 1:
-      image = tf.image.grayscale_to_rgb(image)
-    else:
-      image = image[..., :3]  # RGBA -> RGB
-  return image
+  """A uint8 (..., C) image of 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels ->
+  `channels` (1 or 3), alpha dropped: RGB -> grayscale, grayscale -> RGB. C may be unknown until
+  run time (a file decoded with its own channels)."""
+  if image.shape[-1] is None:
+    known = lambda c: to_channels(tf.ensure_shape(image, image.shape[:-1] + [c]), channels)
+    return tf.switch_case(tf.shape(image)[-1] - 1, [lambda c=c: known(c) for c in (1, 2, 3, 4)])
+  if image.shape[-1] in (2, 4):
+    image = image[..., :-1]  # alpha dropped
+  if image.shape[-1] == channels:
+    return image
+  if channels == 1:
+    return tf.image.rgb_to_grayscale(image)
+  return tf.image.grayscale_to_rgb(image)
 
 
 def _scale(images, height, width, policy):
-  """float32 [batch,] (height, width, C) by `policy` (the module docstring), not yet rounded."""
-  if policy == "pad":
-    return tf.image.resize_with_pad(tf.cast(images, tf.float32), height, width)
-  if policy == "crop":
-    shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
-    scale = tf.reduce_max([height / shape[0], width / shape[1]])
-    size = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+  """float32 [batch,] (height, width, C) by `policy` (the module docstring), not yet rounded.
+
+  Scaled sizes and offsets are worked out in integers (what tf.image.resize_with_pad and the
+  float ceil used before meant): in float32, 37 / (37 / 12) floors to 11 or 12 depending on the
+  graph it runs in (the training pipeline and a SavedModel disagreed on pad's pixels for
+  21 x 37 -> 12 x 12), and crop scaled 5 x 25 to 13 x 61, not 12 x 60, for 12 x 12."""
+  h, w = tf.unstack(tf.shape(images)[-3:-1])
+  if policy == "pad":  # fit inside: the binding side at its target, the other floored (>= 1)
+    size = [tf.clip_by_value(h * width // w, 1, height),
+            tf.clip_by_value(w * height // h, 1, width)]
+    top = tf.maximum(0, (height * w - h * width) // (2 * w))
+    left = tf.maximum(0, (width * h - w * height) // (2 * h))
+    return tf.image.pad_to_bounding_box(tf.image.resize(images, size), top, left, height, width)
+  if policy == "crop":  # cover: the binding side at its target, the other rounded up
+    size = [tf.maximum(height, -(-h * width // w)), tf.maximum(width, -(-w * height // h))]
     return tf.image.resize_with_crop_or_pad(tf.image.resize(images, size), height, width)
   return tf.image.resize(images, [height, width])
 
@@ -69,3 +84,17 @@ def fit(image, image_shape, policy="resize"):
 def decode_and_fit(encoded, image_shape, policy="resize"):
   """Encoded image bytes -> uint8 `image_shape` (`decode`, then `fit`)."""
   return fit(decode(encoded, image_shape[-1]), image_shape, policy)
+
+
+def fit_arrays(images, image_shape, policy="resize", batch_size=4096):
+  """uint8 numpy (N, H, W, C) images (an IDX file's) -> uint8 numpy (N, *image_shape) by `fit`,
+  in batches; returned unchanged when they already have that shape."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if images.shape[1:] == tuple(image_shape):
+    return images
+  height, width, channels = image_shape
+  out = np.empty((len(images), *image_shape), np.uint8)
+  for start in range(0, len(images), batch_size):
+    batch = to_channels(tf.constant(images[start:start + batch_size]), channels)
+    out[start:start + batch_size] = resize(batch, height, width, policy).numpy()
+  return out

@@ -77,6 +77,9 @@ def _decoded(examples, image_shape, resize):
     keep_tensor, count = tf.constant(keep), len(keep)
     ds = tfrecord.record_stream(examples.shards)
     ds = ds.filter(lambda i, encoded, label: tf.logical_and(i < count, keep_tensor[tf.minimum(i, count - 1)]))
+    # filter() leaves the length unknown, and Keras then reads a validation or test set to its
+    # end and warns "Your input ran out of data" at every evaluation; the length is known here.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(examples)))
     return ds.map(lambda i, encoded, label: (decode(encoded), label), num_parallel_calls=AUTOTUNE)
   ds = tf.data.Dataset.from_tensor_slices((examples.paths, examples.labels))
   return ds.map(lambda p, y: (decode(tf.io.read_file(p)), y), num_parallel_calls=AUTOTUNE)
@@ -171,10 +174,10 @@ def channel_stats(examples, image_shape, resize="resize"):
 def _splits(source, data, seed, fold):
   """(train, validation, test, test split name) Examples of `source` as build() documents them,
   decoded into memory where data.in_memory_max_gb allows."""
-  train, test, test_split = source.train, source.test, "test"
-  if data.limit:
-    train = train.subset(np.arange(min(data.limit, len(train))))
-    test = test and test.subset(np.arange(min(data.limit, len(test))))
+  # data.limit's seeded stratified subset (checks.check_source's, when the source was checked:
+  # taking it again keeps it whole).
+  train, test, test_split = source.train.limited(data.limit, seed), source.test, "test"
+  test = test and test.limited(data.limit, seed)
   if fold is not None:
     train, validation = split_fold(train, fold[1], fold[0], seed)
   elif data.validation_split > 0:
@@ -261,11 +264,12 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
   split when given (cross-validation), else data.validation_split of it, else the test split.
   `augmenter` augments the training batches (a run's: built from config.derived.augment); None
   parses data.augment."""
+  augmenter = augmenter or augment.parse(data.augment)
+  augmenter.check_image_shape(source.image_shape)  # before decoding, not in the first step
   train, validation, test, test_split = _splits(source, data, seed, fold)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
   num_classes = len(source.class_names)
-  augmenter = augmenter or augment.parse(data.augment)
   steps = len(train) // batch_size if drop_remainder else -(-len(train) // batch_size)
   mean, variance = channel_stats(train, source.image_shape, data.resize)
   datasets = Datasets(

@@ -4,7 +4,13 @@ data-dependent initialisation hook init_from_data()."""
 import functools
 import inspect
 
-import keras
+from app.core import console
+
+# `python -m app.models` imports this package before its command (app/cli/models.py, which would
+# hide TensorFlow's start-up notes as every command does) runs: Keras brings TensorFlow in here.
+console.quiet_tensorflow()
+
+import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Importing a family's module registers it (and its named variants) in MODELS.
 from app.models import (airbench, applications, preact_resnet, resnet, resnet9,  # noqa: F401

@@ -7,11 +7,17 @@ steps per epoch), so switching schedules is one config key.
 
 import keras
 import numpy as np
+from absl import logging
 from keras import ops
 
 from app.core.registry import Registry
 
 SCHEDULES = Registry("schedule")
+
+# The optim keys in epochs that each schedule reads besides warmup_epochs (every one warms up):
+# points of the run's course, so app.config.resolve() scales them with the run's length.
+EPOCH_KEYS = {"step": ("decay_epochs",), "exponential": ("decay_epochs",),
+              "cosine_restarts": ("decay_epochs",), "multistep": ("step_epochs",)}
 
 
 @keras.saving.register_keras_serializable(package="app")
@@ -206,9 +212,18 @@ class ReduceOnPlateau(keras.callbacks.Callback):
       return
     self.wait += 1
     if self.wait >= self.patience:
-      scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
-      self.schedule.scale.assign(max(scale * self.factor, self.min_scale))
       self.wait = 0
+      scale = float(keras.ops.convert_to_numpy(self.schedule.scale))
+      lowered = max(scale * self.factor, self.min_scale)
+      if lowered < scale:  # not yet at the floor
+        rate = self._rate()
+        self.schedule.scale.assign(lowered)
+        logging.info("plateau at epoch %d: val_loss has not improved on %.4g "
+                     "(optim.plateau_patience=%d); learning rate %.4g -> %.4g", epoch + 1,
+                     self.best, self.patience, rate, self._rate())
+
+  def _rate(self):
+    return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 def sampled(schedule, total_steps, points=400):

@@ -2,12 +2,17 @@
 Keras model's probabilities on real held-out images, within a stated tolerance.
 
 A SavedModel is checked through each of its signatures (the bytes one on PNG-encoded copies of
-the images: PNG is lossless, so it must match too) and must hold float32 variables only.
+the images: PNG is lossless, so it must match too) and must hold float32 variables only. The
+signatures that take any size are checked again on non-square copies of the images (alternately
+twice as wide and twice as tall), against the Keras model fed those copies resized by the
+training pipeline's own function under the run's data.resize policy: an export that resized
+differently from training would fail here.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from app.data import images as images_lib
 from app.serving import formats as export_formats
 
 SAVED_MODEL_TOLERANCE = 1e-5  # same kernels, same float32 math: only op-fusion round-off
@@ -42,30 +47,61 @@ def compare(outputs, reference, tolerance):
           "top1_agreement": top1, "passed": bool(max_abs_diff <= tolerance)}
 
 
-def _saved_model_outputs(path, images):
-  """Each signature's probabilities on `images` (uint8), and the dtypes of its variables."""
-  loaded = tf.saved_model.load(path)
-  signatures = loaded.signatures
-  floats = tf.constant(images, tf.float32)
-  encoded = tf.stack([tf.io.encode_png(image) for image in images])
-  outputs = {
-      "serving_default": signatures["serving_default"](images=floats)["probabilities"],
-      "serve_uint8": signatures["serve_uint8"](images=tf.constant(images))["probabilities"],
-      "serve_bytes": signatures["serve_bytes"](image_bytes=encoded)["probabilities"],
-      "serve": loaded.serve(floats),
+def non_square(images):
+  """uint8 [N, H, W, C] -> the non-square copies the check also serves: two uint8 batches, the
+  even images stretched to twice their width, the odd ones to twice their height."""
+  height, width = images.shape[1:3]
+  copies = [images_lib.resize(tf.constant(images[0::2]), height, 2 * width),
+            images_lib.resize(tf.constant(images[1::2]), 2 * height, width)]
+  return [copy.numpy() for copy in copies if len(copy)]
+
+
+def _any_size_outputs(signatures, batches):
+  """The probabilities of the signatures that take any size on uint8 `batches` (one call per
+  batch: their sizes differ), concatenated in order."""
+  calls = {
+      "serving_default": lambda batch: signatures["serving_default"](
+          images=tf.constant(batch, tf.float32)),
+      "serve_uint8": lambda batch: signatures["serve_uint8"](images=tf.constant(batch)),
+      "serve_bytes": lambda batch: signatures["serve_bytes"](
+          image_bytes=tf.stack([tf.io.encode_png(image) for image in batch])),
   }
-  dtypes = sorted({t.dtype.name for t in [*loaded.variables, *outputs.values()]
-                   if t.dtype.is_floating})  # integer state (e.g. seed counters) may stay
-  return {k: v.numpy() for k, v in outputs.items()}, dtypes
+  return {name: np.concatenate([call(batch)["probabilities"].numpy() for batch in batches])
+          for name, call in calls.items()}
 
 
-def check_all(model, saved_model, files, images):
+def _saved_model_outputs(path, images, copies):
+  """Each signature's probabilities on uint8 `images`, those of the signatures taking any size
+  on the non-square `copies` too ("<signature>/non_square"), and the float dtypes of its
+  variables and outputs."""
+  loaded = tf.saved_model.load(path)
+  outputs = dict(_any_size_outputs(loaded.signatures, [images]),
+                 serve=loaded.serve(tf.constant(images, tf.float32)).numpy())
+  outputs.update({f"{name}/non_square": probabilities for name, probabilities
+                  in _any_size_outputs(loaded.signatures, copies).items()})
+  # Integer state (e.g. seed counters) may stay; every float must be float32.
+  dtypes = sorted({v.dtype.name for v in loaded.variables if v.dtype.is_floating}
+                  | {probabilities.dtype.name for probabilities in outputs.values()})
+  return outputs, dtypes
+
+
+def check_all(model, saved_model, files, images, resize="resize"):
   """Checks the SavedModel at `saved_model` and each {format: path} in `files` against `model`
-  on `images`; returns {artifact: record} and raises ParityError if any check failed."""
+  on `images`, and the SavedModel on their non-square copies against `model` fed them resized
+  by policy `resize` (the run's data.resize); returns {artifact: record} and raises ParityError
+  if any check failed."""
   images = as_uint8(images)
-  reference = np.asarray(model.predict(images.astype(np.float32), verbose=0), np.float64)
-  outputs, dtypes = _saved_model_outputs(saved_model, images)
-  checks = {f"saved_model/{name}": compare(probabilities, reference, SAVED_MODEL_TOLERANCE)
+  predict = lambda pixels: np.asarray(model.predict(np.asarray(pixels, np.float32), verbose=0),
+                                      np.float64)
+  height, width = images.shape[1:3]
+  copies = non_square(images)
+  reference = predict(images)
+  trained_view = np.concatenate([  # the copies as the training pipeline resizes them
+      predict(images_lib.resize(tf.constant(copy), height, width, resize)) for copy in copies])
+  outputs, dtypes = _saved_model_outputs(saved_model, images, copies)
+  checks = {f"saved_model/{name}": compare(
+                probabilities, trained_view if name.endswith("/non_square") else reference,
+                SAVED_MODEL_TOLERANCE)
             for name, probabilities in outputs.items()}
   checks["saved_model/float_dtypes"] = {"dtypes": dtypes, "passed": dtypes == ["float32"]}
   for name, path in files.items():

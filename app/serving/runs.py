@@ -76,4 +76,5 @@ def export_run(run_dir, checkpoint="best", export_dir=None, name=None, formats=N
   count = config.export.parity_images if parity_images is None else parity_images
   return serving.export_saved_model(
       model, config.export.dir if export_dir is None else export_dir, name, data.class_names,
-      metadata, parity_images=parity.take_images(data.test, count), formats=formats)
+      metadata, parity_images=parity.take_images(data.test, count), formats=formats,
+      resize=config.data.resize)

@@ -10,8 +10,9 @@ The export is a Keras `ExportArchive` with four endpoints, each a SavedModel sig
 The dict: `probabilities` [batch, classes], `top_class_ids` [batch, k] (int32, best first),
 `top_probabilities` [batch, k] and `top_class_names` [batch, k] (tf.string), k = min(5, classes).
 Images are decoded and resized in the graph by the training pipeline's own functions
-(app/data/images.py, policy "resize"), and normalised by the model's own first layer, so a client
-sends raw pixels or files.
+(app/data/images.py) with the policy the model trained with (data.resize: stretch, centre crop or
+letterbox pad; recorded in the metadata), and normalised by the model's own first layer, so a
+client sends raw pixels or files and the model sees what training showed it.
 
 The graph is float32 whatever policy the model trained under (`float32_model`). The archive is
 written into a hidden temporary folder beside the versions (TF Serving ignores non-numeric
@@ -90,25 +91,22 @@ def normalization_of(model):
   return {"mean": np.ravel(layer.mean).tolist(), "variance": np.ravel(layer.variance).tolist()}
 
 
-def build_archive(model, class_names):
-  """The ExportArchive described in the module docstring."""
+def build_archive(model, class_names, resize="resize"):
+  """The ExportArchive described in the module docstring; `resize` is the data.resize policy the
+  model trained with."""
   height, width, channels = model.input_shape[1:]
   names = tf.constant(class_names, tf.string)
   top_k = min(TOP_K, len(class_names))
 
-  # Stretches ("resize") whatever data.resize the model trained with, as exports always have;
-  # serving the trained policy instead would change what existing clients get (a separate fix).
-  resize = lambda images: images_lib.resize(images, height, width, "resize")
-
   def classify(images):  # float32 [batch, h, w, C], 0..255
-    probabilities = model(resize(images), training=False)
+    probabilities = model(images_lib.resize(images, height, width, resize), training=False)
     top_probabilities, top_class_ids = tf.math.top_k(probabilities, k=top_k)
     return {"probabilities": probabilities, "top_class_ids": top_class_ids,
             "top_probabilities": top_probabilities,
             "top_class_names": tf.gather(names, top_class_ids)}
 
-  def decode(data):
-    return resize(tf.cast(images_lib.decode(data, channels), tf.float32)[None])[0]
+  def decode(data):  # the training pipeline's decode_and_fit, exactly
+    return tf.cast(images_lib.decode_and_fit(data, (height, width, channels), resize), tf.float32)
 
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -127,6 +125,12 @@ def build_archive(model, class_names):
   return archive
 
 
+RESIZE_RULES = {  # app/data/images.py's policies, for the metadata's reader
+    "resize": "stretched to input_shape",
+    "crop": "shorter side scaled to input_shape, then the centre taken",
+    "pad": "longer side scaled to input_shape, then padded with zeros (letterbox)",
+}
+
 SIGNATURES = {
     "serving_default": "images: float32 [batch, height, width, channels], 0..255, any size",
     "serve_uint8": "images: uint8 [batch, height, width, channels], any size",
@@ -135,7 +139,7 @@ SIGNATURES = {
 }
 
 
-def _describe(model, class_names, formats):
+def _describe(model, class_names, formats, resize):
   return {
       "class_names": list(class_names),
       "input_shape": list(model.input_shape[1:]),
@@ -145,8 +149,10 @@ def _describe(model, class_names, formats):
                   "top_class_ids": f"int32 [batch, {min(TOP_K, len(class_names))}], best first",
                   "top_probabilities": "float32, the probabilities of top_class_ids",
                   "top_class_names": "string, the names of top_class_ids"},
-      "preprocessing": {"resize": "bilinear to input_shape, clipped to 0..255 and rounded, as "
-                                  "in training; images of input_shape pass unchanged",
+      "preprocessing": {"resize": resize,  # data.resize of the training run
+                        "resize_rule": f"{RESIZE_RULES[resize]}, bilinear, clipped to 0..255 and "
+                                       "rounded, as in training; images of input_shape pass "
+                                       "unchanged",
                         "normalize": normalization_of(model)},
       "dtype": "float32",
       "files": {fmt: export_formats.FORMATS.get(fmt).filename for fmt in formats},
@@ -154,13 +160,14 @@ def _describe(model, class_names, formats):
 
 
 def export_saved_model(model, export_dir, name, class_names, metadata, parity_images=None,
-                       formats=()):
+                       formats=(), resize="resize"):
   """Exports `model` as described in the module docstring; returns the version folder's path.
 
   `metadata` (JSON-able: metrics, recipe, ...) goes to assets.extra/metadata.json with the input
   spec, preprocessing and the parity results. `parity_images` (uint8 or float32 [N, *input shape],
   real held-out images) are what the export is checked on; `formats` ('onnx', 'litert') adds
-  model.onnx / model.tflite beside the SavedModel, each checked in its own runtime."""
+  model.onnx / model.tflite beside the SavedModel, each checked in its own runtime. `resize` is
+  the run's data.resize: the signatures resize other sizes as its training pipeline did."""
   check_name(name)
   formats = export_formats.check(tuple(formats))
   model = float32_model(model)
@@ -169,14 +176,14 @@ def export_saved_model(model, export_dir, name, class_names, metadata, parity_im
   staging = tempfile.mkdtemp(prefix=".export-", dir=base)
   try:
     saved_model = os.path.join(staging, "model")
-    build_archive(model, class_names).write_out(saved_model, verbose=False)
+    build_archive(model, class_names, resize).write_out(saved_model, verbose=False)
     files = {fmt: export_formats.write(fmt, saved_model) for fmt in formats}
     checks = {}
     if parity_images is not None:
-      checks = parity.check_all(model, saved_model, files, parity_images)
+      checks = parity.check_all(model, saved_model, files, parity_images, resize)
     versions = existing_versions(base)
     version = (versions[-1] if versions else 0) + 1
-    metadata = dict(metadata, **_describe(model, class_names, formats), parity=checks,
+    metadata = dict(metadata, **_describe(model, class_names, formats, resize), parity=checks,
                     version=version)
     os.makedirs(os.path.join(saved_model, "assets.extra"), exist_ok=True)
     with open(os.path.join(saved_model, METADATA_FILE), "w") as f:

@@ -1,13 +1,16 @@
 """The run directory's callbacks and their order: timing, the time budget, the learning-rate log,
-the divergence guard, atomic checkpoints, history.csv and TensorBoard (build()). Backups are
+the divergence guard, early stopping, atomic checkpoints, history.csv and TensorBoard (build()). Backups are
 app/train/backup.py; weight averaging and the plateau schedule are app/optim's."""
 
+import csv
+import io
 import json
 import math
 import os
 import time
 
 import keras
+from absl import logging
 
 from app.core import files
 from app.optim.averaging import KeepEMAOnEarlyStop, Lookahead
@@ -106,6 +109,45 @@ class AtomicCheckpoint(keras.callbacks.Callback):
       files.write_json(self.best_record, {self.monitor: float(value), "epoch": epoch + 1})
 
 
+HISTORY_CSV = "history.csv"
+
+
+def _read_rows(path):
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    return list(csv.reader(f))
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+  """history.csv, one row per epoch over every fit call of a run (the spans of a resumed epoch,
+  retries, transfer phases), appending. Keras's CSVLogger picks each call's columns from its
+  first epoch (one without validation adds a val_ twin of every key, one with it does not), so a
+  later call could write rows that do not match the header; here they take the header's."""
+
+  def __init__(self, run_dir):
+    super().__init__(os.path.join(run_dir, HISTORY_CSV), append=True)
+
+  def on_train_begin(self, logs=None):
+    super().on_train_begin(logs)
+    header = next(iter(_read_rows(self.filename)), None)
+    if header:
+      self.keys = header[1:]  # after "epoch"
+
+
+def forget_epochs(run_dir, first_forgotten):
+  """Rewrites history.csv (atomically) without the rows of epochs `first_forgotten` (0-based, as
+  its epoch column) on: a retry trains them again and appends their rows anew."""
+  path = os.path.join(run_dir, HISTORY_CSV)
+  rows = _read_rows(path)
+  if not rows:
+    return
+  text = io.StringIO()
+  csv.writer(text).writerows(  # the excel dialect, as CSVLogger writes
+      [rows[0]] + [row for row in rows[1:] if int(row[0]) < first_forgotten])
+  files.write_text(path, text.getvalue())
+
+
 class DivergenceGuard(keras.callbacks.Callback):
   """Stops training at the first batch whose loss is NaN/inf or above `factor` times the first
   epoch's mean loss; `self.diverged` then says where. The checkpoints of earlier epochs stay."""
@@ -128,6 +170,37 @@ class DivergenceGuard(keras.callbacks.Callback):
       self.reference = logs["loss"]
 
 
+class _LoggedEarlyStopping(keras.callbacks.EarlyStopping):
+  """Keras's EarlyStopping, saying in one line what it did: where it stopped and whose weights it
+  restored. Keras 3.15 restores the best epoch's weights when fit ends, stopped or not."""
+
+  def on_train_begin(self, logs=None):
+    super().on_train_begin(logs)
+    self.last_epoch = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    self.last_epoch = epoch
+
+  def on_train_end(self, logs=None):
+    stopped, restored = self.stopped_epoch, self.best_weights is not None
+    super().on_train_end(logs)
+    restore = f"restored epoch {self.best_epoch + 1}'s weights" if restored else "kept the weights"
+    if stopped:
+      logging.info("early stopping at epoch %d: %s has not beaten epoch %d's %.4g "
+                   "(train.early_stopping_patience=%d); %s", stopped + 1, self.monitor,
+                   self.best_epoch + 1, self.best, self.patience, restore)
+    elif restored and self.best_epoch != self.last_epoch:
+      logging.info("early stopping: %s peaked at epoch %d (%.4g) and the run ended at epoch %d; "
+                   "%s", self.monitor, self.best_epoch + 1, self.best, self.last_epoch + 1, restore)
+
+
+def build_early_stopping(patience):
+  """Stops after `patience` epochs without a better val_accuracy; the best epoch's weights stay."""
+  return _LoggedEarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                              restore_best_weights=True)
+
+
 def build(run_dir, config, schedule, timing=None, backup=None):
   """The callbacks for a run; the backup comes right after the divergence guard (so it never saves
   a diverged state) and before the EMA swap (it saves the raw weights); the log-adding ones come
@@ -146,13 +219,11 @@ def build(run_dir, config, schedule, timing=None, backup=None):
     run_callbacks.append(ReduceOnPlateau(schedule, config.optim.decay_rate,
                                          config.optim.plateau_patience, config.optim.final_fraction))
   if config.train.early_stopping_patience:
-    run_callbacks.append(keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=config.train.early_stopping_patience,
-        restore_best_weights=True))
+    run_callbacks.append(build_early_stopping(config.train.early_stopping_patience))
   if swap_ema:
     run_callbacks.append(KeepEMAOnEarlyStop(swap_ema))
   run_callbacks += [
-      keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+      HistoryCSV(run_dir),
       AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch",
                                   # "START,STOP" (validated): Keras parses it; "" = 0, off

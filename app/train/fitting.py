@@ -10,7 +10,7 @@ import os
 import keras
 from absl import logging
 
-from app import distribute
+from app import distribute, keras_compat
 from app.train import callbacks
 from app.train.backup import Backup
 from app.data import pipeline
@@ -30,8 +30,19 @@ def compile_model(model, config, steps_per_epoch, peak_rate):
       loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
       jit_compile=config.runtime.jit_compile,
-      steps_per_execution=config.runtime.steps_per_execution)
+      steps_per_execution=steps_per_execution(config.runtime.steps_per_execution, steps_per_epoch))
   return schedule
+
+
+def steps_per_execution(asked, steps_per_epoch):
+  """The largest divisor of the epoch's steps up to `asked` (runtime.steps_per_execution): Keras
+  3.15 runs an execution across an epoch's end otherwise, so epochs end a step off and it warns
+  "Your input ran out of data"; says so in one line when it differs."""
+  chosen = next(n for n in range(min(asked, steps_per_epoch), 0, -1) if steps_per_epoch % n == 0)
+  if chosen != asked:
+    logging.info("steps_per_execution=%d does not divide the %d steps of an epoch; using %d",
+                 asked, steps_per_epoch, chosen)
+  return chosen
 
 
 def class_weights(data, config):
@@ -68,6 +79,16 @@ def _fit_spans(first, last, skip):
   if skip:
     return [(first, first + 1, skip)] + _fit_spans(first + 1, last, 0)
   return [(first, last, 0)]
+
+
+def _forget_epochs(history, history_start, first_forgotten, validation_every):
+  """Drops the values of epochs `first_forgotten` on from a merged history dict whose first epoch
+  is `history_start`; val_ keys hold one value per validated epoch only."""
+  for key, values in history.items():
+    epochs_kept = range(history_start, first_forgotten)
+    if key.startswith("val_"):
+      epochs_kept = [e for e in epochs_kept if (e + 1) % validation_every == 0]  # Keras's test
+    del values[len(epochs_kept):]
 
 
 def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None):
@@ -108,8 +129,8 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
              " or pass --config.train.on_divergence=retry"))
     # Retry: back to the last good epoch with half the rate, the schedule where it was.
     initial_epoch = history_start + len(history.get("loss", [])) - 1  # the diverged epoch is redone
-    for key in history:
-      del history[key][initial_epoch - history_start:]
+    _forget_epochs(history, history_start, initial_epoch, config.train.validation_every_epochs)
+    callbacks.forget_epochs(run.path, initial_epoch)  # history.csv: the retry writes them again
     rate /= 2
     logging.warning("training diverged at %s; retrying from epoch %d at learning rate %g",
                     guard.diverged, initial_epoch + 1, rate)
@@ -121,4 +142,5 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
     with strategy.scope():
       schedule = compile_model(model, config, data.steps_per_epoch, rate)
       model.optimizer.build(model.trainable_variables)
-      model.optimizer.iterations.assign((initial_epoch - first_epoch) * data.steps_per_epoch)
+      keras_compat.set_optimizer_step(model.optimizer,
+                                      (initial_epoch - first_epoch) * data.steps_per_epoch)

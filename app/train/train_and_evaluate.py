@@ -46,7 +46,11 @@ def train_and_evaluate(config, fold=None):
 
   # === Data ===
   source = sources.load(config.data)  # first: it rejects bad data dirs
-  source, data_report = checks.check_source(source, config.data)
+  source, data_report = checks.check_source(source, config.data, config.seed)
+  # The device ops are checked against the images here (the host ones in pipeline.build); the
+  # model's own are built under the strategy's scope below (their seed generators are variables).
+  augment.build(config.derived.augment_on_device, on_device=True).check_image_shape(
+      source.image_shape)
 
   # === Runtime === (--accel=auto measures the switches first: app/accel_probe.py)
   accel.set_precision(config.runtime)
@@ -131,7 +135,7 @@ def train_and_evaluate(config, fold=None):
         model, config.export.dir, config.name, data.class_names,
         export_metadata(config, metrics),
         parity_images=parity.take_images(data.test, config.export.parity_images),
-        formats=tuple(config.derived.export_formats))
+        formats=tuple(config.derived.export_formats), resize=config.data.resize)
     logging.info("exported %s", metrics["export_path"])
   run.write_json("metrics.json", metrics)
   if role.is_chief:  # the run is complete: nothing left to resume

@@ -74,6 +74,19 @@ def write_leaderboard(search_dir, table):
   files.write_text(os.path.join(search_dir, "leaderboard.md"), "\n".join(lines) + "\n")
 
 
+def _scaled_lengths(plan, chosen):
+  """{key: value} of the length keys the trial's app.train scaled (its train.epochs differing
+  from the recipe's), so the best recipe trains what the trial trained."""
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from app.core.run_dir import flatten  # pylint: disable=g-import-not-at-top
+  as_written, trial = config_lib.load_recipe(plan.recipe), config_lib.load_recipe(plan.recipe)
+  for key, value in {**plan.overrides, **chosen}.items():
+    config_lib.set_key(trial, key, value)
+  before = flatten(trial.to_dict())
+  config_lib.scale_lengths(trial, as_written)
+  return {key: value for key, value in flatten(trial.to_dict()).items() if value != before[key]}
+
+
 def best_recipe_text(plan, trial):
   """A recipe that loads the searched recipe by its path (so it works from any directory app.train
   runs in), applies the search's command-line overrides, then the best trial's values."""
@@ -104,6 +117,11 @@ def best_recipe_text(plan, trial):
     lines += [f"  config.{k} = {v!r}" for k, v in plan.overrides.items()]
   lines.append("  # The best trial's values")
   lines += [f"  config.{k} = {v!r}" for k, v in chosen.items()]
+  scaled = _scaled_lengths(plan, chosen)
+  if scaled:
+    lines.append("  # The lengths in epochs its app.train scaled to its train.epochs "
+                 "(app.config.scale_lengths)")
+    lines += [f"  config.{k} = {v!r}" for k, v in scaled.items()]
   lines.append("  return config")
   return "\n".join(lines) + "\n"
 

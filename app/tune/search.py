@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import keras_tuner
+import ml_collections
 
 from app import config as config_lib
 from app import keras_compat
@@ -36,6 +37,13 @@ TUNERS.register("hyperband", keras_tuner.oracles.HyperbandOracle)
 def _require(ok, message):
   if not ok:
     raise UsageError(message)
+
+
+def _scaled(config, as_written):
+  """`config` as its trial's app.train resolves it: lengths in epochs scaled to its train.epochs."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config_lib.scale_lengths(config, as_written)
+  return config
 
 
 def make_plan(config, recipe, overrides, search_dir):
@@ -62,22 +70,19 @@ def make_plan(config, recipe, overrides, search_dir):
   both = sorted(p.key for p in params if p.key in overrides)
   _require(not both, f"{', '.join(both)} is both searched (config.search.space) and fixed on the "
            "command line; drop one")
-  config_lib.validate(config)
+  as_written = config_lib.load_recipe(recipe)
+  config_lib.validate(_scaled(config, as_written))
   for param in params:
     for value in param.extremes():
       trial_config = config.copy_and_resolve_references()
-      *parents, leaf = param.key.split(".")
-      section = trial_config
-      for parent in parents:
-        section = section[parent]
-      section[leaf] = value
+      config_lib.set_key(trial_config, param.key, value)
       try:
-        config_lib.validate(trial_config)
+        config_lib.validate(_scaled(trial_config, as_written))
       except UsageError as e:
         raise UsageError(f"search space {param.key}={value!r} would be refused: {e}") from None
   return trials.Plan(recipe=os.path.abspath(recipe), overrides=dict(overrides), params=params,
                      search=search, objective=objective, search_dir=os.path.abspath(search_dir),
-                     epochs=config.train.epochs, warmup_epochs=config.optim.warmup_epochs,
+                     epochs=config.train.epochs,
                      deadline=(time.time() + search.time_budget_seconds
                                if search.time_budget_seconds else 0.0))
 

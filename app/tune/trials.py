@@ -38,7 +38,6 @@ class Plan:
   objective: object  # app.tune.objectives.Objective
   search_dir: str
   epochs: int  # the recipe's train.epochs
-  warmup_epochs: float  # the recipe's optim.warmup_epochs
   deadline: float = 0.0  # time.time() at which search.time_budget_seconds runs out; 0 = none
 
   def seconds_left(self):
@@ -57,8 +56,9 @@ def override_flag(key, value):
 
 def trial_values(plan, values):
   """The searched keys' values of a trial, and for Hyperband its epochs: a Hyperband round of N
-  epochs trains a fresh model with the recipe's whole schedule squeezed into N epochs (warmup
-  scaled alike), rather than continuing its parent's checkpoint. NumPy scalars (Bayesian
+  epochs trains a fresh model with the recipe's whole schedule squeezed into N epochs (app.train
+  scales the recipe's lengths in epochs to them: app.config.scale_lengths), rather than
+  continuing its parent's checkpoint. NumPy scalars (Bayesian
   optimisation proposes np.float64) come back as Python's, so a recipe file shows 0.09, never
   np.float64(0.09)."""
   chosen = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()
@@ -66,7 +66,6 @@ def trial_values(plan, values):
   epochs = values.get("tuner/epochs")
   if epochs and epochs != plan.epochs:
     chosen["train.epochs"] = int(epochs)
-    chosen["optim.warmup_epochs"] = plan.warmup_epochs * epochs / plan.epochs
   return chosen
 
 

@@ -30,6 +30,15 @@ def test_preview_refuses_a_host_only_op_on_device(tmp_path):
   assert not (tmp_path / "grid.png").exists()
 
 
+def test_preview_refuses_a_reflect_pad_as_large_as_the_images(tmp_path):
+  """Fashion-MNIST is 28x28: reflect padding needs pad <= 27, one line before any image moves."""
+  result = run("app.augment_preview", "--config.data.augment=crop(pad=28, fill='reflect')",
+               f"--output={tmp_path / 'grid.png'}")
+  assert result.returncode == 2
+  assert "needs pad < the images' shorter side, 28 pixels" in result.stderr.strip().splitlines()[-1]
+  assert "Traceback" not in result.stderr
+
+
 def test_training_with_device_augmentation_exports_an_inference_identity(tmp_path):
   result = run("app.train", "--epochs=1", "--config.data.limit=600", "--model=simple_cnn",
                "--config.model.width=8", "--config.optim.warmup_epochs=0",

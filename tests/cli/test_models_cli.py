@@ -25,6 +25,14 @@ def test_lists_every_registered_model_with_a_description():
   assert all(len(line.split()) > 3 for line in result.stdout.strip().splitlines())
 
 
+def test_prints_no_tensorflow_start_up_notes():
+  result = run_models("--model=simple_cnn", "--input_size=28x28x1")  # builds: devices start too
+  assert result.returncode == 0, result.stderr[-2000:]
+  for note in ("oneDNN custom operations", "cpu_feature_guard", "TF_ENABLE_ONEDNN_OPTS",
+               "absl::InitializeLog", "cuInit"):
+    assert note not in result.stderr, result.stderr[-2000:]
+
+
 def test_prints_parameters_and_flops_per_image_for_a_model_and_input_size():
   result = run_models("--model=resnet20", "--input_size=32x32x3")
   assert result.returncode == 0, result.stderr[-2000:]

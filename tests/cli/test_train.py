@@ -3,10 +3,15 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
+import ml_collections
 import pytest
+import yaml
+
+from configs import default
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--epochs=1", "--mixed_precision=float32", "--config.data.limit=1000", "--model=simple_cnn", "--config.model.width=8",
@@ -70,6 +75,30 @@ print("parity ok")
   assert reload.returncode == 0 and "parity ok" in reload.stdout, reload.stderr[-3000:]
 
 
+SCALED_WARMUP = ("train.epochs=1 is 1/12 of the recipe's 12 epochs; its lengths scale alike: "
+                 "optim.warmup_epochs 1 -> 0.08333")
+
+
+def test_the_default_recipe_trains_one_epoch_with_its_lengths_scaled(tmp_path):
+  run_dir = tmp_path / "run"
+  result = run_train("--epochs=1", "--config.data.limit=256", f"--output_dir={run_dir}",
+                     f"--export_dir={tmp_path / 'exports'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stderr.count(SCALED_WARMUP) == 1, result.stderr[-3000:]
+  saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+  assert saved["optim"]["warmup_epochs"] == pytest.approx(1 / 12)
+  assert saved["derived"]["recipe_epochs"] == 12
+  assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 1
+
+
+def test_a_config_override_of_the_epochs_scales_alike(tmp_path):
+  """The form app.tune's trials pass (--config.train.epochs=N); stops at the missing data."""
+  result = run_train("--config.train.epochs=1", "--dataset=folder", "--data_dir=/no/such/dir",
+                     f"--output_dir={tmp_path / 'run'}")
+  assert result.returncode == 2 and "does not exist" in result.stderr, result.stderr[-3000:]
+  assert SCALED_WARMUP in result.stderr
+
+
 def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir):
   result = run_train(
       "--dataset=folder", f"--data_dir={cifar_mini_dir}", "--epochs=1", "--model=simple_cnn",
@@ -99,6 +128,20 @@ def test_help_documents_the_shortcuts_and_every_config_key():
                "--mixed_precision", "--jit_compile", "--cv_folds", "--config.train.label_smoothing",
                "--config.optim.schedule", "--config.data.augment"):
     assert flag in result.stdout or f"--[no]{flag[2:]}" in result.stdout, flag
+  from app.optim.optimizers import OPTIMIZERS
+  optimizer_help = result.stdout.split("--optimizer:")[1].split("Overrides")[0]
+  assert all(name in optimizer_help for name in OPTIMIZERS.names()), optimizer_help
+  rows = [line for line in result.stdout.splitlines() if line.startswith("  --config.")]
+  for key in schema_keys(default.get_config()):  # each with its comment from configs/default.py
+    assert any(re.match(rf"  --config\.{re.escape(key)}=.*?  \S", row) for row in rows), key
+
+
+def schema_keys(section, prefix=""):
+  for name, value in section.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from schema_keys(value, f"{prefix}{name}.")
+    else:
+      yield prefix + name
 
 
 BAD_INPUTS = {

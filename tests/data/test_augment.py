@@ -107,6 +107,8 @@ def test_parse_accepts_spaces():
     ("crop(4)", "name\\(key=value\\)"),
     ("crop(size=3)", "size"),
     ("crop(fill='wrap')", "fill must be one of zero, reflect"),
+    ("crop(pad=-4)", "pad must be a whole number of pixels >= 0; received -4"),
+    ("crop(pad=2.5)", "pad must be a whole number of pixels >= 0; received 2.5"),
     ("flip(", "cannot read augmentation"),
     ("crop(pad=x)", "cannot read augmentation"),
     ("flip.x", "cannot read augmentation"),
@@ -133,3 +135,82 @@ def test_parse_terms_refuses_what_parse_refuses():
     augment.parse_terms("mixup(alpha=0.2)", on_device=True)
   with pytest.raises(UsageError, match="crop\\(size=3\\)"):
     augment.parse_terms("crop(size=3)")
+
+
+@pytest.mark.parametrize("spec", ["crop(pad=8, fill='reflect')", "flip|crop(pad=12, fill='reflect')"])
+def test_parse_accepts_a_reflect_pad_of_any_size(spec):
+  """Whether a pad fits depends on the images, which parsing does not know (issue 20: a check on
+  an 8x8 dummy image failed every reflect pad >= 8 with a MirrorPad traceback)."""
+  assert augment.parse(spec).ops
+
+
+@pytest.mark.parametrize("spec, side, fits", [
+    ("crop(pad=8, fill='reflect')", 9, True), ("crop(pad=8, fill='reflect')", 8, False),
+    ("flip|crop(pad=8, fill='reflect')", 8, False), ("crop(pad=8)", 8, True),
+    ("flip|crop(pad=20)", 4, True)])
+def test_reflect_pad_must_be_smaller_than_the_image_side(spec, side, fits):
+  """Reflect padding mirrors the image inside its border, so it needs pad < side; zero fill
+  takes any pad."""
+  augmenter = augment.parse(spec)
+  if fits:
+    augmenter.check_image_shape((side, side + 3, 3))
+    assert augmenter(np.ones((2, side, side + 3, 3), np.uint8)).shape == (2, side, side + 3, 3)
+  else:
+    with pytest.raises(UsageError, match=r"crop\(pad=8, fill='reflect'\) needs pad < the "
+                       r"images' shorter side, 8 pixels \(8x11\); pass pad <= 7"):
+      augmenter.check_image_shape((side, side + 3, 3))
+
+
+def test_pipeline_build_refuses_a_reflect_pad_too_large_for_the_source(data_config):
+  """The source's image shape is known when the pipeline is built: the error comes then, as one
+  line, not from MirrorPad in the first training step."""
+  from app.data import pipeline  # pylint: disable=g-import-not-at-top
+  from app.data.sources import Examples, Source  # pylint: disable=g-import-not-at-top
+  train = Examples(labels=np.arange(8, dtype=np.int32) % 2, images=np.ones((8, 6, 6, 1), np.uint8))
+  source = Source(train, train, ["a", "b"], (6, 6, 1), "made in the test")
+  data_config.augment = "crop(pad=6, fill='reflect')"
+  with pytest.raises(UsageError, match="needs pad < the images' shorter side, 6 pixels"):
+    pipeline.build(source, data_config, batch_size=4, seed=0)
+  data_config.augment = "crop(pad=5, fill='reflect')"
+  pipeline.build(source, data_config, batch_size=4, seed=0)
+
+
+def test_validate_refuses_a_reflect_pad_too_large_for_data_image_size():
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.image_size, config.data.augment = 16, "crop(pad=16, fill='reflect')"
+  with pytest.raises(UsageError, match="needs pad < the images' shorter side, 16 pixels"):
+    config_lib.validate(config)
+  config.data.augment = "crop(pad=15, fill='reflect')"
+  config_lib.validate(config)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize("spec, refused", [
+    ("color_jitter(saturation=0.2)", True), ("color_jitter(hue=0.1)", True),
+    ("color_jitter(brightness=0.2, contrast=0.2)", False), ("randaugment", False)])
+def test_saturation_and_hue_on_grayscale_images_are_refused_in_one_line(spec, refused, on_device):
+  """Keras's RandomSaturation and RandomHue fail on one channel with a traceback (issue 20's
+  matrix: color_jitter x grayscale); the check refuses the pair up front."""
+  augmenter = augment.parse(spec, on_device=on_device)
+  augmenter.check_image_shape((16, 16, 3))
+  augmenter.check_image_shape((16, 16, None))
+  if refused:
+    with pytest.raises(UsageError, match=r"^augmentation color_jitter with saturation or hue "
+                       r"needs RGB images, and these have one channel; drop saturation and hue "
+                       r"from it, or pass --config.data.channels=3$"):
+      augmenter.check_image_shape((16, 16, 1))
+  else:
+    augmenter.check_image_shape((16, 16, 1))
+
+
+def test_validate_refuses_saturation_with_data_channels_1_on_host_and_device():
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from configs import default  # pylint: disable=g-import-not-at-top
+  for key in ("augment", "augment_on_device"):
+    config = default.get_config()
+    config.data.channels = 1
+    config.data[key] = "color_jitter(saturation=0.3)"
+    with pytest.raises(UsageError, match="needs RGB images"):
+      config_lib.validate(config)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.data import checks
+from app.data import checks, pipeline
 from app.data.sources import DATASETS
 from app.core.errors import UsageError
 
@@ -39,6 +39,20 @@ def messy_folder(tmp_path, cifar_mini_dir):
   return root
 
 
+@pytest.fixture(scope="module")
+def every_format_folder(tmp_path_factory):
+  """train/ and test/ of two classes, each holding a PNG, a JPEG, a BMP and a GIF (Pillow's)."""
+  root, rng = tmp_path_factory.mktemp("formats"), np.random.default_rng(1)
+  for split in ("train", "test"):
+    for name in ("cat", "dog"):
+      folder = root / split / name
+      folder.mkdir(parents=True)
+      for image_format, extension in (("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif")):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            folder / f"image.{extension}", format=image_format)
+  return root
+
+
 def data_config(root, **changes):
   from configs import default
   data = default.get_config().data
@@ -51,13 +65,13 @@ def data_config(root, **changes):
 def test_fail_names_the_bad_files(messy_folder):
   data = data_config(messy_folder)
   with pytest.raises(UsageError, match=r"2 file\(s\) cannot be decoded.*(truncated|notes).jpg"):
-    checks.check_source(DATASETS.get("folder")(data), data)
+    checks.check_source(DATASETS.get("folder")(data), data, seed=0)
 
 
 def test_skip_drops_bad_files_and_reports_everything(messy_folder):
   data = data_config(messy_folder, on_bad_file="skip")
   source = DATASETS.get("folder")(data)
-  source, report = checks.check_source(source, data)
+  source, report = checks.check_source(source, data, seed=0)
   skipped = sorted(os.path.basename(p) for p in report["skipped_undecodable_files"])
   assert skipped == ["notes.jpg", "truncated.jpg"]
   assert [os.path.basename(p) for p in report["ignored_non_image_files"]] == ["readme.txt"]
@@ -69,19 +83,44 @@ def test_skip_drops_bad_files_and_reports_everything(messy_folder):
   json.dumps(report)  # it goes to the run directory as JSON
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_format_passes_the_check_and_reaches_the_batches(every_format_folder, channels):
+  """channels=1 refused valid BMPs and GIFs as undecodable (and on_bad_file=skip dropped them)."""
+  data = data_config(every_format_folder, channels=channels)  # on_bad_file="fail"
+  source, report = checks.check_source(DATASETS.get("folder")(data), data, seed=0)
+  assert report["images"] == {"train": 8, "test": 8} and not report["skipped_undecodable_files"]
+  built = pipeline.build(source, data, 8, seed=0)
+  images, labels = next(iter(built.test))  # every test image, in order
+  assert images.shape == (8, 32, 32, channels) and built.num_train == 8
+  np.testing.assert_array_equal(labels.numpy().argmax(axis=1), [0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_the_report_counts_the_images_a_limit_keeps(cifar_mini_dir):
+  """The report counted every image of every class whatever data.limit kept."""
+  data = data_config(cifar_mini_dir, limit=50)
+  source, report = checks.check_source(DATASETS.get("folder")(data), data, seed=3)
+  assert report["images"] == {"train": 50, "test": 50}
+  assert report["train_images_per_class"] == {name: 5 for name in source.class_names}
+  built = pipeline.build(source, data, 10, seed=3)
+  assert built.num_train == 50 and built.class_counts.tolist() == [5] * 10
+  # What an evaluation keeps of the unchecked source, as pipeline.build limits it: the same files.
+  unchecked = DATASETS.get("folder")(data)
+  assert source.train.paths.tolist() == unchecked.train.limited(50, 3).paths.tolist()
+
+
 def test_empty_class_folder_is_refused(messy_folder):
   (messy_folder / "train" / "bird").mkdir()
   (messy_folder / "test" / "bird").mkdir()
   data = data_config(messy_folder, on_bad_file="skip")
   with pytest.raises(UsageError, match="class folder.*bird.*no decodable training images"):
-    checks.check_source(DATASETS.get("folder")(data), data)
+    checks.check_source(DATASETS.get("folder")(data), data, seed=0)
 
 
 def test_in_memory_sources_are_not_checked(fashion_mnist_dir):
   from configs import default
   data = default.get_config().data
   source = DATASETS.get("fashion_mnist")(data)
-  assert checks.check_source(source, data)[1] == {"checked": False}
+  assert checks.check_source(source, data, seed=0)[1] == {"checked": False}
 
 
 def _train(*args):
@@ -108,3 +147,15 @@ def test_cli_trains_with_skip_and_fails_with_one_line_otherwise(messy_folder, tm
   assert sorted(map(os.path.basename, report["skipped_undecodable_files"])) == [
       "notes.jpg", "truncated.jpg"]
   assert "2 undecodable file(s) skipped" in run.stderr
+
+
+def test_a_grayscale_folder_run_trains_every_format_and_prints_no_deprecation(every_format_folder,
+                                                                              tmp_path):
+  """tf.data.experimental.ignore_errors (the check's) printed a deprecation warning, twice."""
+  run = _train("--dataset=folder", f"--data_dir={every_format_folder}", "--config.data.channels=1",
+               "--epochs=1", "--model=simple_cnn", "--config.model.width=4", "--batch_size=4",
+               "--mixed_precision=float32", "--config.optim.warmup_epochs=0",
+               f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'export'}")
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "deprecated" not in run.stdout + run.stderr, run.stderr[-3000:]
+  assert json.load(open(tmp_path / "run" / "metrics.json"))["num_train"] == 8

@@ -14,12 +14,18 @@ from app.data.images import decode_and_fit as _decode
 from app.serving import saved_model
 
 
-def png(array):
+def encoded(array, image_format):
+  """`array` ((H, W) gray or (H, W, 3) RGB) as Pillow saves it in `image_format`."""
   buffer = io.BytesIO()
-  Image.fromarray(array).save(buffer, format="PNG")
+  Image.fromarray(array).save(buffer, format=image_format)
   return tf.constant(buffer.getvalue())
 
 
+def png(array):
+  return encoded(array, "PNG")
+
+
+FORMATS = ["PNG", "JPEG", "BMP", "GIF"]
 WIDE = np.full((20, 40, 3), 200, np.uint8)  # a wide, uniformly bright image
 # 2 x 4, columns 10, 20, 30, 40: small enough to work each policy's pixels out by hand.
 RAMP = np.tile(np.array([10, 20, 30, 40], np.uint8)[None, :, None], (2, 1, 3))
@@ -54,6 +60,36 @@ def test_grayscale_and_alpha_become_the_requested_channels():
   assert (_decode(png(gray), (8, 8, 3)).numpy() == 90).all()
   assert _decode(png(rgba), (8, 8, 3)).numpy().shape == (8, 8, 3)
   assert _decode(png(np.full((8, 8, 3), 30, np.uint8)), (8, 8, 1)).numpy().shape == (8, 8, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("stored", ["gray", "rgb"])
+@pytest.mark.parametrize("image_format", FORMATS)
+def test_every_format_decodes_to_gray_and_to_colour(image_format, stored, channels):
+  """decode_bmp takes channels 0, 3 or 4 only and a GIF decodes to RGB: channels=1 failed on both."""
+  gray = np.full((6, 10), 120, np.uint8)  # one gray level: the same in every format and channels
+  out = images.decode(encoded(gray if stored == "gray" else np.dstack([gray] * 3), image_format),
+                      channels).numpy()
+  assert out.shape == (6, 10, channels) and out.dtype == np.uint8
+  assert np.abs(out.astype(int) - 120).max() <= 1  # rgb_to_grayscale's weights sum to 0.9999
+
+
+def pixels_export(shape, directory):
+  """The loaded export of a model that returns its input pixels (as its "probabilities")."""
+  model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
+  names = [str(k) for k in range(int(np.prod(shape)))]
+  saved_model.build_archive(model, names).write_out(str(directory / "model"), verbose=False)
+  return tf.saved_model.load(str(directory / "model"))
+
+
+def test_the_serving_graph_decodes_every_format_for_a_grayscale_model(tmp_path):
+  shape = (8, 12, 1)
+  loaded = pixels_export(shape, tmp_path)
+  colour = np.random.default_rng(5).integers(0, 256, (8, 12, 3), np.uint8)
+  files = [encoded(colour, image_format) for image_format in FORMATS]
+  output = loaded.signatures["serve_bytes"](image_bytes=tf.stack(files))["probabilities"].numpy()
+  for row, data in zip(output, files):
+    np.testing.assert_array_equal(row, _decode(data, shape).numpy().ravel().astype(np.float32))
 
 
 @pytest.mark.parametrize("policy, rows", [
@@ -97,10 +133,7 @@ def test_the_serving_graph_gives_the_pipelines_pixels(tmp_path):
   """An export of a model that returns its input pixels: every signature's "probabilities" are
   the pixels the training pipeline ("resize" policy) makes of the same non-square images."""
   shape = (8, 12, 3)
-  model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
-  names = [str(k) for k in range(int(np.prod(shape)))]
-  saved_model.build_archive(model, names).write_out(str(tmp_path / "model"), verbose=False)
-  loaded = tf.saved_model.load(str(tmp_path / "model"))
+  loaded = pixels_export(shape, tmp_path)
   rng = np.random.default_rng(4)
   for size in ((21, 37), (45, 19), shape[:2]):
     image = rng.integers(0, 256, (*size, 3), np.uint8)

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.data import pipeline
-from app.data.sources import DATASETS, Examples, Source
+from app.data import pipeline, sources
+from app.data.sources import DATASETS, Examples, Source, tfrecord
 from app.core.errors import UsageError
 from configs import default
+
+from tests.data.sources.test_tfds import store_tiny_fashion
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +52,13 @@ def test_batches_are_float_pixels_and_one_hot_labels(fashion_mnist, limited):
 
 
 def test_train_batches_hold_the_source_images(fashion_mnist, limited):
-  """One epoch is a permutation of the first `limit` images, each with its own label."""
+  """One epoch is a permutation of the `limit` images kept, each with its own label."""
   data = pipeline.build(fashion_mnist, limited, 1000, seed=0)
   images, labels = first_batch(data.train)
+  kept = fashion_mnist.train.limited(1000, seed=0)
   pairs = lambda x, y: sorted(zip((i.tobytes() for i in x.astype(np.uint8)), y.tolist()))
-  assert pairs(images, labels.argmax(axis=1)) == pairs(fashion_mnist.train.images[:1000],
-                                                       fashion_mnist.train.labels[:1000])
-  assert not np.array_equal(images, fashion_mnist.train.images[:1000])  # shuffled
+  assert pairs(images, labels.argmax(axis=1)) == pairs(kept.images, kept.labels)
+  assert not np.array_equal(images, kept.images)  # shuffled
 
 
 def test_drop_remainder_steps(fashion_mnist, limited):
@@ -107,8 +109,9 @@ def test_same_seed_same_order_other_seed_other_order(fashion_mnist, limited):
 def test_evaluation_splits_keep_source_order(fashion_mnist, limited):
   data = pipeline.build(fashion_mnist, limited, 64, seed=7)
   images, labels = first_batch(data.validation)
-  np.testing.assert_array_equal(images, fashion_mnist.test.images[:64].astype(np.float32))
-  np.testing.assert_array_equal(labels.argmax(axis=1), fashion_mnist.test.labels[:64])
+  kept = fashion_mnist.test.limited(1000, seed=7)
+  np.testing.assert_array_equal(images, kept.images[:64].astype(np.float32))
+  np.testing.assert_array_equal(labels.argmax(axis=1), kept.labels[:64])
 
 
 def small_source(test):
@@ -171,3 +174,32 @@ def test_folder_source_resizes_to_image_size(cifar_mini_dir, data_config):
   images, _ = first_batch(data.train)
   assert images.shape == (10, 16, 16, 1)
   assert data.mean.shape == (1,)
+
+
+@pytest.fixture(scope="module")
+def source_dirs(fashion_mnist, fashion_mnist_dir, cifar_mini_dir, tmp_path_factory):
+  """data.name -> data_dir of every kind of source; the TFRecord and TFDS copies made here."""
+  folder = default.get_config().data
+  folder.name, folder.data_dir = "folder", cifar_mini_dir
+  records, tfds_root = (str(tmp_path_factory.mktemp(name)) for name in ("records", "tfds"))
+  tfrecord.write_source(DATASETS.get("folder")(folder), records, 2)
+  store_tiny_fashion(tfds_root, fashion_mnist)
+  return {"fashion_mnist": fashion_mnist_dir, "idx": fashion_mnist_dir, "folder": cifar_mini_dir,
+          "tfrecord": records, "tfds:tiny_fashion": tfds_root}
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "idx", "folder", "tfrecord", "tfds:tiny_fashion"])
+def test_a_limit_keeps_every_class_share_of_every_source_seeded(name, source_dirs, data_config):
+  """data.limit kept the first N examples: of a folder (listed class by class), the first classes."""
+  data_config.name, data_config.data_dir, data_config.limit = name, source_dirs[name], 150
+  source = sources.load(data_config)
+  data = pipeline.build(source, data_config, 50, seed=5)
+  test_labels = np.concatenate([labels.numpy().argmax(axis=1) for _, labels in data.test])
+  for examples, kept in ((source.train, data.class_counts), (source.test, np.bincount(test_labels))):
+    share = min(150, len(examples)) * np.bincount(examples.labels) / len(examples)
+    assert kept.sum() == min(150, len(examples)) and np.all(np.abs(kept - share) < 1), (kept, share)
+    assert kept.min() >= 1
+  again = pipeline.build(sources.load(data_config), data_config, 50, seed=5).train_examples
+  other = pipeline.build(sources.load(data_config), data_config, 50, seed=6).train_examples
+  np.testing.assert_array_equal(again.images, data.train_examples.images)
+  assert not np.array_equal(other.images, data.train_examples.images)

@@ -1,7 +1,9 @@
 """The later schedules (multistep, polynomial, cosine_restarts, plateau) and warmup for every one."""
 
 import math
+import types
 
+import keras
 import numpy as np
 import pytest
 
@@ -56,18 +58,31 @@ def test_warmup_ramps_linearly_to_the_peak(name):
   assert rate(s, 20) == pytest.approx(PEAK, rel=1e-5)
 
 
-class _FakeModel:
-  stop_training = False
-
-
 def test_plateau_lowers_the_rate_after_patience_epochs_without_improvement():
   optim = optim_config("plateau", decay_rate=0.5, plateau_patience=2, final_fraction=0.2)
   s = schedules.build_schedule(optim, PEAK, TOTAL, STEPS_PER_EPOCH)
   reduce = schedules.ReduceOnPlateau(s, optim.decay_rate, optim.plateau_patience,
                                      optim.final_fraction)
+  reduce.set_model(types.SimpleNamespace(optimizer=keras.optimizers.SGD(s)))
   for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.93]):  # two epochs without a new best
     reduce.on_epoch_end(epoch, {"val_loss": loss})
   assert rate(s, 50) == pytest.approx(PEAK * 0.5)
   for epoch, loss in enumerate([0.95, 0.94, 0.96, 0.97, 0.98, 0.99], start=4):
     reduce.on_epoch_end(epoch, {"val_loss": loss})
   assert rate(s, 50) == pytest.approx(PEAK * 0.2)  # floored at final_fraction
+
+
+def test_plateau_says_when_it_lowers_the_rate(caplog):
+  caplog.set_level("INFO", logger="absl")  # a SavedModel save leaves absl at WARNING
+  optim = optim_config("plateau", decay_rate=0.5, plateau_patience=1, final_fraction=0.25)
+  s = schedules.build_schedule(optim, PEAK, TOTAL, STEPS_PER_EPOCH)
+  reduce = schedules.ReduceOnPlateau(s, optim.decay_rate, optim.plateau_patience,
+                                     optim.final_fraction)
+  reduce.set_model(types.SimpleNamespace(optimizer=keras.optimizers.SGD(s)))
+  for epoch, loss in enumerate([1.0, 1.1, 1.2, 1.3]):  # cuts at epochs 2 and 3, then floored
+    reduce.on_epoch_end(epoch, {"val_loss": loss})
+  assert [r.getMessage() for r in caplog.records if "plateau" in r.getMessage()] == [
+      "plateau at epoch 2: val_loss has not improved on 1 (optim.plateau_patience=1); "
+      "learning rate 0.4 -> 0.2",
+      "plateau at epoch 3: val_loss has not improved on 1 (optim.plateau_patience=1); "
+      "learning rate 0.2 -> 0.1"]

@@ -9,7 +9,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
+from app.data import images as images_lib
+from app.data import pipeline
+from app.data.sources import Examples
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.core.errors import UsageError
@@ -87,6 +91,48 @@ def test_signatures_resize_decode_and_name_the_classes(tmp_path, model, images):
   np.testing.assert_allclose(from_bytes["probabilities"], expected_large, atol=1e-6)
 
 
+def _non_square_files(folder, channels):
+  """JPEG and PNG files (made with Pillow) of wide, tall and off-size images -> their paths."""
+  rng = np.random.default_rng(5)
+  paths = []
+  for k, (height, width) in enumerate(((21, 37), (45, 19), (12, 30), (40, 12), (24, 24))):
+    pixels = rng.integers(0, 256, (height, width, channels), np.uint8)
+    path = os.path.join(folder, f"{k}.{'png' if k % 2 else 'jpg'}")
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(path)
+    paths.append(path)
+  return paths
+
+
+@pytest.mark.parametrize("policy", ["resize", "crop", "pad"])
+def test_every_signature_applies_the_training_resize_policy(tmp_path, images, policy):
+  """Issue 20 (9): an export of a model that returns its input pixels. Each signature hands it,
+  for non-square files, the pixels the training pipeline (ordered_batches, same data.resize)
+  decodes from the same files; the policy is recorded in the metadata."""
+  shape = (12, 12, 3)
+  pixels_model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
+  names = [str(k) for k in range(int(np.prod(shape)))]
+  paths = _non_square_files(str(tmp_path), shape[-1])
+  examples = Examples(labels=np.zeros(len(paths), np.int32), paths=np.array(paths))
+  (trained_on, _), = pipeline.ordered_batches(examples, shape, len(paths), cache=False,
+                                               resize=policy).as_numpy_iterator()
+  path = serving.export_saved_model(pixels_model, str(tmp_path / "exports"), "pixels", names, {},
+                                    np.repeat(images, 3, -1), resize=policy)
+  assert serving.read_metadata(path)["preprocessing"]["resize"] == policy
+  loaded = tf.saved_model.load(path)
+  served = lambda outputs: outputs["probabilities"].numpy().reshape(-1, *shape)
+
+  encoded = [open(p, "rb").read() for p in paths]
+  np.testing.assert_array_equal(
+      served(loaded.signatures["serve_bytes"](image_bytes=tf.constant(encoded))), trained_on)
+  for data, expected in zip(encoded, trained_on):
+    decoded = images_lib.decode(data, shape[-1])[None]  # the file's own size
+    np.testing.assert_array_equal(
+        served(loaded.signatures["serve_uint8"](images=decoded)), expected[None])
+    np.testing.assert_array_equal(
+        served(loaded.signatures["serving_default"](images=tf.cast(decoded, tf.float32))),
+        expected[None])
+
+
 def test_parity_is_checked_on_every_signature_and_recorded(tmp_path, model, images):
   path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {}, images)
   checks = serving.read_metadata(path)["parity"]
@@ -94,6 +140,10 @@ def test_parity_is_checked_on_every_signature_and_recorded(tmp_path, model, imag
     record = checks[f"saved_model/{signature}"]
     assert record["passed"] and record["images"] == 16, record
     assert record["max_abs_diff"] <= 1e-5 and record["tolerance"] == 1e-5
+  for signature in ("serving_default", "serve_uint8", "serve_bytes"):
+    # Issue 20 (9): and on non-square copies, against the model fed the training pipeline's resize
+    record = checks[f"saved_model/{signature}/non_square"]
+    assert record["passed"] and record["images"] == 16 and record["top1_agreement"] == 1.0, record
   assert checks["saved_model/float_dtypes"] == {"dtypes": ["float32"], "passed": True}
 
 
@@ -114,7 +164,8 @@ def test_a_mixed_precision_model_exports_a_float32_graph(tmp_path, images, make_
   twin = serving.float32_model(mixed)
   assert {layer.dtype_policy.name for layer in twin._flatten_layers()} == {"float32"}  # pylint: disable=protected-access
 
-  path = serving.export_saved_model(mixed, str(tmp_path), "mixed", CLASSES, {}, images)
+  path = serving.export_saved_model(mixed, str(tmp_path), "mixed", CLASSES, {}, images,
+                                    resize="crop")
   loaded = tf.saved_model.load(path)
   assert {v.dtype for v in loaded.variables if v.dtype.is_floating} == {tf.float32}
   served = loaded.signatures["serving_default"](images=tf.constant(images, tf.float32))
@@ -124,7 +175,9 @@ def test_a_mixed_precision_model_exports_a_float32_graph(tmp_path, images, make_
   # bfloat16 keeps 8 bits of mantissa: the trained model and its float32 copy agree to ~1e-2.
   np.testing.assert_allclose(served["probabilities"], mixed.predict(images.astype(np.float32),
                                                                     verbose=0), atol=5e-2)
-  assert serving.read_metadata(path)["parity"]["saved_model/float_dtypes"]["passed"]
+  parity_records = serving.read_metadata(path)["parity"]
+  assert parity_records["saved_model/float_dtypes"]["passed"]
+  assert parity_records["saved_model/serve_bytes/non_square"]["passed"]  # cropped as in training
 
 
 def test_a_float32_model_is_exported_as_it_is(model):

@@ -1,5 +1,6 @@
 """app/train/fitting.py and the callbacks it wires: divergence stop and retry, EMA, early stopping."""
 
+import csv
 import json
 import os
 
@@ -173,3 +174,84 @@ def test_a_retry_keeps_one_clock_and_the_best_checkpoint_of_the_whole_run(tmp_pa
   accuracies = [float(row[header.index("val_accuracy")]) for row in rows]
   finite = [a for a in accuracies if np.isfinite(a)]
   assert best["val_accuracy"] == pytest.approx(max(finite))
+
+
+class _StepAtEpochBegin(keras.callbacks.Callback):
+  """Records (epoch, optimizer.iterations) as each epoch, first attempts and retries, begins."""
+
+  def __init__(self):
+    super().__init__()
+    self.steps = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.steps.append((epoch, int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))))
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_retry_with_gradient_accumulation_resumes_the_schedule_where_it_was(tmp_path, plant,
+                                                                            precision):
+  steps = _StepAtEpochBegin()
+  plant(_PoisonOnce(epoch=1), steps)
+  config = tiny_config(tmp_path, **{"train.on_divergence": "retry",
+                                    "optim.gradient_accumulation_steps": 2,
+                                    "runtime.mixed_precision": precision})
+  metrics = train_and_evaluate(config)
+  assert metrics["epochs_completed"] == 3 and np.isfinite(metrics["test_loss"])
+  # 512 images in batches of 128: 4 batches an epoch, 2 updates; the retried epoch 2 starts
+  # where its diverged attempt started.
+  assert steps.steps == [(0, 0), (1, 2), (1, 2), (2, 4)]
+
+
+def read_history_csv(run_dir):
+  with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+    rows = list(csv.reader(f))
+  return rows[0], rows[1:]
+
+
+def test_a_retried_epoch_replaces_the_diverged_one_in_history_csv(tmp_path, plant, monkeypatch):
+  from app.core import plots
+  plotted = {}
+  monkeypatch.setattr(plots, "training_curves", lambda history, *args: plotted.update(history))
+  plant(_PoisonOnce(epoch=1))
+  # Validated every 2 epochs: the first fit call's first epoch has no val_ keys, the retry's has.
+  config = tiny_config(tmp_path, **{"train.on_divergence": "retry",
+                                    "train.validation_every_epochs": 2})
+  train_and_evaluate(config)
+  header, rows = read_history_csv(config.output_dir)
+  assert [row[0] for row in rows] == ["0", "1", "2"]  # one row per epoch
+  assert all(len(row) == len(header) for row in rows), (header, rows)
+  rates = [float(row[header.index("learning_rate")]) for row in rows]
+  assert rates == pytest.approx([0.05, 0.025, 0.025])  # epoch 2's row is the retry's
+  assert np.isfinite(float(rows[1][header.index("loss")]))
+  # The history behind training_curves.png: one value per epoch, one per validated epoch.
+  assert len(plotted["loss"]) == 3 and len(plotted["val_accuracy"]) == 1
+
+
+@pytest.mark.parametrize("loss_scaled", [False, True])
+def test_set_optimizer_step_moves_the_schedule_under_accumulation(loss_scaled):
+  from app import keras_compat
+  schedule = keras.optimizers.schedules.PiecewiseConstantDecay([9], [1.0, 0.5])  # batches
+  optimizer = keras.optimizers.SGD(schedule, gradient_accumulation_steps=2)
+  if loss_scaled:  # mixed_float16's wrapper counts in its inner optimizer
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  keras_compat.set_optimizer_step(optimizer, 12)  # batches: 6 updates
+  assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 6
+  assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.5
+
+
+def test_steps_per_execution_that_does_not_divide_the_epoch_keeps_epochs_whole(tmp_path, caplog):
+  """steps_per_execution=2 on 3 steps per epoch: Keras ran executions across the epoch's end
+  (so epochs ended a step off and it warned "Your input ran out of data"); the run uses the
+  largest divisor of the epoch's steps instead, says so in one line, and trains every step."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  caplog.set_level("INFO", logger="absl")
+  config = tiny_config(tmp_path, **{"data.limit": 384, "train.epochs": 2,
+                                    "runtime.steps_per_execution": 2})
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    metrics = train_and_evaluate(config)
+  assert not [w for w in caught if "ran out of data" in str(w.message)]
+  assert metrics["epochs_completed"] == 2
+  assert "steps_per_execution=2 does not divide the 3 steps of an epoch; using 1" in caplog.text
+  model = load_model(os.path.join(config.output_dir, "checkpoints", "last.keras"))
+  assert int(model.optimizer.iterations) == 6

@@ -4,6 +4,7 @@ import importlib.util
 import types
 
 import numpy as np
+import pytest
 
 from app.tune import results, search
 from configs import tune_fashion_mnist_94
@@ -24,3 +25,36 @@ def test_best_recipe_holds_bayesian_numpy_values_as_python_numbers(tmp_path):
   spec.loader.exec_module(recipe)
   best = recipe.get_config()
   assert best.train.label_smoothing == 0.09 and best.model.width == 24 and best.train.epochs == 8
+
+
+def _load(path):
+  spec = importlib.util.spec_from_file_location("best_recipe", path)
+  recipe = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(recipe)
+  return recipe.get_config()
+
+
+@pytest.mark.parametrize("values", [{"train.epochs": 2, "model.width": 24},
+                                    {"tuner/epochs": 2, "tuner/bracket": 1, "model.width": 24}])
+def test_a_shorter_trials_best_recipe_trains_what_the_trial_trained(tmp_path, values):
+  """A Hyperband round (or a searched train.epochs) runs the recipe at fewer epochs, and its
+  app.train scales the recipe's lengths in epochs to them (app.config.scale_lengths). best_recipe.py
+  must hold those scaled values: written with the epochs alone, its own warmup was the recipe's
+  unscaled one (issue 20, the length scaling's search path)."""
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  config = tune_fashion_mnist_94.get_config()
+  plan = search.make_plan(config, "configs/tune_fashion_mnist_94.py", {}, str(tmp_path))
+  trial = types.SimpleNamespace(trial_id="03", score=0.91, hyperparameters=types.SimpleNamespace(
+      values=values))
+  path = tmp_path / "best_recipe.py"
+  path.write_text(results.best_recipe_text(plan, trial))
+  best = _load(path)
+  # What the trial's app.train ran: the recipe, its values, lengths scaled against the recipe.
+  as_written = config_lib.load_recipe("configs/tune_fashion_mnist_94.py")
+  ran = config_lib.load_recipe("configs/tune_fashion_mnist_94.py")
+  ran.train.epochs, ran.model.width = 2, 24
+  config_lib.scale_lengths(ran, as_written)
+  assert best.train.epochs == 2 and as_written.optim.warmup_epochs > 0
+  assert best.optim.warmup_epochs == ran.optim.warmup_epochs == (
+      as_written.optim.warmup_epochs * 2 / as_written.train.epochs)
+  assert best.to_dict() == ran.to_dict()

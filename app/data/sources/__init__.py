@@ -39,6 +39,27 @@ class Examples:
     return Examples(labels=self.labels[indices], images=pick(self.images), paths=pick(self.paths),
                     records=pick(self.records), shards=self.shards)
 
+  def limited(self, count, seed):
+    """data.limit: a seeded stratified subset of `count` examples, in their order. Each class
+    keeps its share (rounded by largest remainder, ties drawn with `seed`) and, where `count`
+    allows, at least one example, taken from the class that keeps most; all of them when
+    `count` is 0 or not below their number."""
+    if not count or count >= len(self):
+      return self
+    rng = np.random.default_rng(seed)
+    classes, sizes = np.unique(self.labels, return_counts=True)
+    shares = count * sizes / len(self)
+    kept = np.floor(shares).astype(int)
+    largest_remainders = np.lexsort((rng.random(len(classes)), kept - shares))
+    kept[largest_remainders[:count - kept.sum()]] += 1
+    if count >= len(classes):
+      for missing in np.flatnonzero(kept == 0):
+        kept[np.argmax(kept)] -= 1
+        kept[missing] = 1
+    picks = [rng.permutation(np.flatnonzero(self.labels == label))[:n]
+             for label, n in zip(classes, kept)]
+    return self.subset(np.sort(np.concatenate(picks)))
+
 
 @dataclasses.dataclass
 class Source:

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 
 from app.core.errors import UsageError
+from app.data import images as images_lib
 from app.data.sources import DATASETS, Examples, Source, require_dir
 
 # IDX type codes -> numpy dtypes (big-endian on disk).
@@ -80,11 +81,17 @@ def _read_idx_split(data_dir, split):
   return Examples(labels=labels, images=images)
 
 
-def _idx_source(data_dir, class_names, description):
+def _idx_source(data_dir, class_names, description, data):
+  """The two splits, resized to data.image_size and converted to data.channels (by data.resize)
+  when those are set, as every other source is."""
   train, test = _read_idx_split(data_dir, "train"), _read_idx_split(data_dir, "test")
   if class_names is None:
     class_names = [str(i) for i in range(int(max(train.labels.max(), test.labels.max())) + 1)]
-  return Source(train, test, class_names, train.images.shape[1:], description)
+  height, width, channels = train.images.shape[1:]
+  shape = (data.image_size or height, data.image_size or width, data.channels or channels)
+  for split in (train, test):
+    split.images = images_lib.fit_arrays(split.images, shape, data.resize)
+  return Source(train, test, class_names, shape, description)
 
 
 @DATASETS.register("idx")
@@ -97,7 +104,7 @@ def load_idx(data):
     raise UsageError(
         f"{data.data_dir} lacks the IDX files train-images-idx3-ubyte[.gz], "
         "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]")
-  return _idx_source(data.data_dir, None, f"IDX files in {data.data_dir}")
+  return _idx_source(data.data_dir, None, f"IDX files in {data.data_dir}", data)
 
 
 @DATASETS.register("fashion_mnist")
@@ -112,11 +119,13 @@ def load_fashion_mnist(data):
     require_dir(data.data_dir)
   for data_dir in candidates:
     if _has_idx(data_dir):
-      return _idx_source(data_dir, FASHION_MNIST_CLASSES, f"Fashion-MNIST IDX files in {data_dir}")
+      return _idx_source(data_dir, FASHION_MNIST_CLASSES, f"Fashion-MNIST IDX files in {data_dir}",
+                         data)
   if data.download and not data.data_dir:
     import keras  # pylint: disable=g-import-not-at-top
     keras.datasets.fashion_mnist.load_data()  # downloads into ~/.keras/datasets/fashion-mnist
-    return _idx_source(FASHION_MNIST_DIRS[1], FASHION_MNIST_CLASSES, "Fashion-MNIST (downloaded)")
+    return _idx_source(FASHION_MNIST_DIRS[1], FASHION_MNIST_CLASSES, "Fashion-MNIST (downloaded)",
+                       data)
   raise UsageError(
       f"Fashion-MNIST IDX files not found in {', '.join(candidates)}; run "
       "'apt-get install dataset-fashion-mnist', pass --data_dir=DIR holding the four IDX files, "

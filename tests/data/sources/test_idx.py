@@ -153,3 +153,23 @@ def test_idx_refuses_missing_or_empty_dir(tmp_path, data_config, make_dir):
 def test_idx_needs_data_dir(data_config):
   with pytest.raises(UsageError, match="data_dir"):
     DATASETS.get("idx")(data_config)
+
+
+@pytest.mark.parametrize("image_size, channels, resize", [(16, 0, "resize"), (0, 3, "resize"),
+                                                          (20, 3, "pad")])
+def test_image_size_and_channels_are_honoured_as_other_sources_do(fashion_mnist_dir, image_size,
+                                                                  channels, resize):
+  """data.image_size and data.channels used to be ignored by the IDX sources (28x28x1 whatever
+  was asked), so a run's input shape was not the one configured."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from app.data import images as images_lib  # pylint: disable=g-import-not-at-top
+  data = default.get_config().data
+  data.data_dir, data.image_size, data.channels, data.resize = (fashion_mnist_dir, image_size,
+                                                                channels, resize)
+  source = DATASETS.get("fashion_mnist")(data)
+  shape = (image_size or 28, image_size or 28, channels or 1)
+  assert tuple(source.image_shape) == shape
+  assert source.train.images.shape == (60000, *shape) and source.test.images.shape[1:] == shape
+  raw = read_idx(os.path.join(fashion_mnist_dir, "t10k-images-idx3-ubyte.gz"))[:5, ..., None]
+  expected = [images_lib.fit(tf.constant(image), shape, resize).numpy() for image in raw]
+  np.testing.assert_array_equal(source.test.images[:5], np.stack(expected))

@@ -28,11 +28,11 @@ def fashion_mnist(fashion_mnist_dir):
   return sources.load(default.get_config().data)
 
 
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory, fashion_mnist):
+def store_tiny_fashion(root, fashion_mnist):
+  """TFDS data set "tiny_fashion" in `root`: the first TRAIN and TEST images of `fashion_mnist`
+  (a Source), written by TFDS's own writer."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  root = str(tmp_path_factory.mktemp("tfds"))
   split = lambda ex, n: tf.data.Dataset.from_tensor_slices({"image": ex.images[:n],
                                                             "label": ex.labels[:n]})
   tfds.dataset_builders.store_as_tfds_dataset(
@@ -42,6 +42,12 @@ def tfds_dir(tmp_path_factory, fashion_mnist):
           "label": tfds.features.ClassLabel(names=sources.FASHION_MNIST_CLASSES)}),
       split_datasets={"train": split(fashion_mnist.train, TRAIN),
                       "test": split(fashion_mnist.test, TEST)})
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory, fashion_mnist):
+  root = str(tmp_path_factory.mktemp("tfds"))
+  store_tiny_fashion(root, fashion_mnist)
   return root
 
 

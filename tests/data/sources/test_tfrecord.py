@@ -2,7 +2,7 @@
 batches."""
 
 import json
-
+import re
 import subprocess
 import sys
 
@@ -60,6 +60,22 @@ def test_tfrecord_batches_equal_folder_batches(converted, cifar_mini_dir, valida
     for (xa, ya), (xb, yb) in zip(a, b):
       np.testing.assert_array_equal(xa, xb)
       np.testing.assert_array_equal(ya, yb)
+
+
+def test_a_streamed_run_trains_every_step_without_running_out_of_data(converted, tmp_path):
+  """Streamed records (in_memory_max_gb=0) made Keras warn "Your input ran out of data"."""
+  result = subprocess.run(
+      [sys.executable, "-m", "app.train", "--dataset=tfrecord", f"--data_dir={converted}",
+       "--config.data.in_memory_max_gb=0", "--config.data.limit=48", "--batch_size=16",
+       "--epochs=2", "--model=simple_cnn", "--config.model.width=4",
+       "--config.optim.warmup_epochs=0", f"--output_dir={tmp_path / 'run'}",
+       f"--export_dir={tmp_path / 'export'}"],  # the recipe's mixed_bfloat16
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  output = result.stdout + result.stderr
+  assert "ran out of data" not in output, output[-3000:]
+  # Keras's verbose=2 line of each epoch: "<steps run>/<steps_per_epoch> - ..."
+  assert re.findall(r"^(\d+)/(\d+) - ", output, re.MULTILINE) == [("3", "3")] * 2, output[-3000:]
 
 
 def test_missing_or_foreign_manifest_is_a_usage_error(tmp_path):
