@@ -18,7 +18,7 @@ def get_config():
   config.data.data_dir = ""  # where the source reads; "" = the source's default location
   config.data.download = False  # fashion_mnist: download via keras.datasets if no local copy
   config.data.image_size = 0  # side in pixels images are resized to; 0 = as stored (must agree)
-  config.data.resize = "resize"  # images of another size: resize (stretch), crop (centre), pad
+  config.data.resize = "resize"  # images of another size: resize (stretch), crop (centre), pad; the export alike
   config.data.channels = 0  # 1 (grayscale) or 3 (RGB); 0 = as stored (folder: 3)
   # Fraction of the training split held out for validation (seeded). 0 = validate on the test
   # split, as the speedruns do; a source without a test split then needs a fraction > 0 and

@@ -26,8 +26,8 @@ flags.DEFINE_string("report_dir", None, "Where the report goes (new or empty); d
 flags.DEFINE_string("dataset", None, "Evaluate on this data source instead of the run's "
                     "(fashion_mnist, folder, idx).")
 flags.DEFINE_string("data_dir", None, "Where --dataset (or the run's source) reads.")
-flags.DEFINE_integer("limit", None, "Evaluate on the first N images of the split (0 = all); "
-                     "default: the run's config.data.limit.")
+flags.DEFINE_integer("limit", None, "Evaluate on a seeded subset of N images of the split, every "
+                     "class keeping its share (0 = all); default: the run's config.data.limit.")
 flags.DEFINE_integer("batch_size", 256, "Images per prediction batch.")
 flags.DEFINE_integer("worst", 25, "Worst mistakes to show in worst_mistakes.png.")
 

@@ -51,11 +51,23 @@ def test_the_zoo_is_registered():
                                     "efficientnet_b0"}
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["gray28", "rgb32"])
+@pytest.fixture
+def policy(request):
+  """The global dtype policy for one test (the default recipes train mixed_bfloat16)."""
+  keras.mixed_precision.set_global_policy(request.param)
+  yield request.param
+  keras.mixed_precision.set_global_policy("float32")
+
+
+# Each family in both precisions: gray 28x28 under the recipes' mixed_bfloat16, RGB 32x32 in
+# float32 (the combination matrix, tests/matrix/test_models.py, exports the families).
+@pytest.mark.parametrize("shape, policy", [(SHAPES[0], "mixed_bfloat16"), (SHAPES[1], "float32")],
+                         ids=["gray28-mixed_bfloat16", "rgb32-float32"], indirect=["policy"])
 @pytest.mark.parametrize("name", models.MODELS.names())
-def test_builds_trains_a_step_saves_and_reloads(tmp_path, name, shape):
+def test_builds_trains_a_step_saves_and_reloads(tmp_path, name, shape, policy):
   keras.utils.set_random_seed(0)
   model = build(name, shape)
+  assert any(layer.dtype_policy.name == policy for layer in model.layers)
   assert model.input_shape == (None, *shape)
   x = raw_images(2, shape)
   probabilities = keras.ops.convert_to_numpy(model(x, training=False))
