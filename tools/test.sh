@@ -8,6 +8,4 @@ cd "$(dirname "$0")/.."
 source tools/setup_env.sh
 if ! layers=$(.venv/bin/lint-imports --no-cache 2>&1); then echo "$layers"; exit 1; fi
 echo "import-linter: ${layers##*$'\n'}"  # its last line: "Contracts: N kept, 0 broken."
-# worksteal: an idle worker takes queued tests from the busy one (the suite's tests range from
-# milliseconds to over a minute, so xdist's default split left one core idle at the end).
-exec .venv/bin/python -m pytest -q -n 2 --dist worksteal "$@"
+exec .venv/bin/python -m pytest -q -n 2 "$@"
