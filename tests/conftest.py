@@ -12,6 +12,13 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 CIFAR_MINI_ZIP = os.path.join(REPO_ROOT, "..", "shared", "datasets", "cifar10-jpg-mini.zip")
 
 
+def pytest_collection_modifyitems(items):
+  """The slow tests first (a stable sort: the rest keep their order). pytest-xdist hands tests out
+  in this order, so the longest start while both workers are busy instead of leaving one worker
+  alone with them at the end."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir():
   """Debian's dataset-fashion-mnist files. Setup installs them, so a missing copy is a failure."""

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests import commands
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -71,15 +73,12 @@ def test_input_pipelines_shard_by_input_context(data_config, fashion_mnist_dir):
 
 
 def run_train(tmp_path, name, *args):
-  result = subprocess.run(
-      [sys.executable, "-m", "app.train", "--epochs=1", "--config.data.limit=1024",
-       "--learning_rate=0.02",
-       "--model=simple_cnn", "--config.model.width=8", "--config.model.dropout=0.0",
-       "--config.optim.warmup_epochs=0", "--mixed_precision=float32", "--batch_size=64",
-       "--config.data.augment=", "--config.data.shuffle_buffer=1",  # the same order in both
-       f"--output_dir={tmp_path / name}",
-       f"--export_dir={tmp_path / 'exports'}", *args],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = commands.run(
+      "app.train", "--epochs=1", "--config.data.limit=1024", "--learning_rate=0.02",
+      "--model=simple_cnn", "--config.model.width=8", "--config.model.dropout=0.0",
+      "--config.optim.warmup_epochs=0", "--mixed_precision=float32", "--batch_size=64",
+      "--config.data.augment=", "--config.data.shuffle_buffer=1",  # the same order in both
+      f"--output_dir={tmp_path / name}", f"--export_dir={tmp_path / 'exports'}", *args, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads((tmp_path / name / "metrics.json").read_text())
 

@@ -16,10 +16,11 @@ from app import config as config_lib
 from app import distribute
 from app.core.errors import UsageError
 from configs import default
+from tests import commands
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# 128 steps of 64 per epoch; flips and crops drawn per batch; backups every 8 steps.
-TRAIN = ["--epochs=3", "--config.data.limit=8192", "--model=simple_cnn", "--config.model.width=16",
+# 64 steps of 64 per epoch; flips and crops drawn per batch; backups every 8 steps.
+TRAIN = ["--epochs=3", "--config.data.limit=4096", "--model=simple_cnn", "--config.model.width=8",
          "--mixed_precision=float32", "--batch_size=64", "--learning_rate=0.02",
          "--config.optim.warmup_epochs=0", "--config.data.augment=flip|crop(pad=2)",
          "--config.train.backup_every_steps=8", "--config.name=mw"]
@@ -56,6 +57,7 @@ def two_workers(tmp_path_factory):
   return tmp_path, run_dir, scratch, output
 
 
+@pytest.mark.slow
 def test_two_workers_train_like_one_and_only_the_chief_writes(two_workers, tmp_path):
   tmp_path2, run_dir, scratch, output = two_workers
   metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -67,9 +69,9 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(two_workers, tmp_p
   assert not (run_dir / "backup").exists()
   assert os.listdir(scratch) == []
   # The same recipe in one process reaches the same accuracy.
-  single = subprocess.run([sys.executable, "-m", "app.train", *TRAIN, "--strategy=default",
-                           f"--output_dir={tmp_path / 'single'}", "--config.export.enabled=False"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  single = commands.run("app.train", *TRAIN, "--strategy=default",
+                        f"--output_dir={tmp_path / 'single'}", "--config.export.enabled=False",
+                        timeout=600)
   assert single.returncode == 0, single.stderr[-3000:]
   one = json.loads((tmp_path / "single" / "metrics.json").read_text())
   assert abs(one["test_accuracy"] - metrics["test_accuracy"]) < 0.02, (one, metrics)
@@ -90,6 +92,7 @@ def _wait_for_backup(run_dir, process, epoch, batches, timeout=300):
   raise AssertionError(f"no backup of epoch {epoch + 1} after {timeout} s")
 
 
+@pytest.mark.slow
 def test_killed_worker_restarts_and_resumes_to_the_same_weights(two_workers):
   tmp_path, uninterrupted, _, _ = two_workers
   process, run_dir, pid_file, _ = launch(tmp_path, "killed", "--max_restarts=1")
@@ -105,11 +108,11 @@ def test_killed_worker_restarts_and_resumes_to_the_same_weights(two_workers):
     np.testing.assert_allclose(resumed, reference, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_killed_single_process_run_resumes_mid_epoch(tmp_path):
   """The same without a cluster: kill -9 mid-epoch, run the same command again."""
   command = [sys.executable, "-m", "app.train", *TRAIN, "--config.export.enabled=False"]
-  reference = subprocess.run(command + [f"--output_dir={tmp_path / 'reference'}"], cwd=REPO,
-                             capture_output=True, text=True, timeout=600)
+  reference = commands.run(*command[2:], f"--output_dir={tmp_path / 'reference'}", timeout=600)
   assert reference.returncode == 0, reference.stderr[-3000:]
   run_dir = tmp_path / "killed"
   process = subprocess.Popen(command + [f"--output_dir={run_dir}"], cwd=REPO,
@@ -118,12 +121,10 @@ def test_killed_single_process_run_resumes_mid_epoch(tmp_path):
   process.kill()
   process.wait()
   assert not (run_dir / "metrics.json").exists()
-  other = subprocess.run(command + ["--epochs=4", f"--output_dir={run_dir}"], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+  other = commands.run(*command[2:], "--epochs=4", f"--output_dir={run_dir}")
   assert other.returncode == 2, other.stderr[-3000:]
   assert "started with other settings (train.epochs: 3 -> 4)" in other.stderr.splitlines()[-1]
-  again = subprocess.run(command + [f"--output_dir={run_dir}"], cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
+  again = commands.run(*command[2:], f"--output_dir={run_dir}", timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "resuming from the backup" in again.stderr
   history = (run_dir / "history.csv").read_text().splitlines()
@@ -210,9 +211,7 @@ def test_auto_picks_multi_worker_from_tf_config(monkeypatch):
 ])
 def test_train_cli_refuses_with_one_line(tmp_path, args, message):
   env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-  result = subprocess.run([sys.executable, "-m", "app.train", *args,
-                           f"--output_dir={tmp_path / 'run'}"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env=env)
+  result = commands.run("app.train", *args, f"--output_dir={tmp_path / 'run'}", env=env)
   assert result.returncode == 2, result.stderr[-3000:]
   lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
   assert len(lines) == 1 and message in lines[0], result.stderr[-3000:]

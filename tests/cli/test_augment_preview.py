@@ -5,12 +5,13 @@ import os
 import subprocess
 import sys
 
+from tests import commands
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(module, *args):
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
-                        text=True, timeout=600)
+  return commands.run(module, *args, timeout=600)
 
 
 def test_preview_writes_a_png_grid(tmp_path):

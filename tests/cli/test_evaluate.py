@@ -3,8 +3,6 @@ with model.evaluate; optional flip TTA and exported models; bad input is one lin
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from app.core.run_dir import RunDir
 from app.models import load_model
 from app.serving.runs import load_data
+from tests import commands
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT_FILES = {"report.md", "report.json", "confusion_matrix.png", "worst_mistakes.png",
@@ -19,8 +18,7 @@ REPORT_FILES = {"report.md", "report.json", "confusion_matrix.png", "worst_mista
 
 
 def run_evaluate(*args):
-  return subprocess.run([sys.executable, "-m", "app.evaluate", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+  return commands.run("app.evaluate", *args)
 
 
 def test_report_numbers_agree_with_model_evaluate(trained_run):

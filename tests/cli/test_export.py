@@ -11,14 +11,14 @@ import keras
 import pytest
 
 from app.models import load_model
+from tests import commands
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
 
 def run_module(module, *args, timeout=300):
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
-                        text=True, timeout=timeout)
+  return commands.run(module, *args, timeout=timeout)
 
 
 def tree_digest(path):

@@ -1,16 +1,12 @@
 """python -m app.lr_find as a user runs it."""
 
 import json
-import os
-import subprocess
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import commands
 
 
 def run(*args):
-  return subprocess.run([sys.executable, "-m", "app.lr_find", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
+  return commands.run("app.lr_find", *args, timeout=600)
 
 
 def test_lr_find_writes_curve_and_suggestion(tmp_path):

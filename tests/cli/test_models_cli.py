@@ -1,19 +1,15 @@
 """python -m app.models as a user runs it: the registry listing, parameters and FLOPs of a model
 at an input size, and one-line errors with exit status 2."""
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import commands
 
 
-def run_models(*args):
-  return subprocess.run([sys.executable, "-m", "app.models", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+def run_models(*args, fresh_interpreter=False):
+  return commands.run("app.models", *args, fresh_interpreter=fresh_interpreter)
 
 
 def test_lists_every_registered_model_with_a_description():
@@ -26,7 +22,8 @@ def test_lists_every_registered_model_with_a_description():
 
 
 def test_prints_no_tensorflow_start_up_notes():
-  result = run_models("--model=simple_cnn", "--input_size=28x28x1")  # builds: devices start too
+  result = run_models("--model=simple_cnn", "--input_size=28x28x1",  # builds: devices start too
+                      fresh_interpreter=True)  # the notes come while TensorFlow loads
   assert result.returncode == 0, result.stderr[-2000:]
   for note in ("oneDNN custom operations", "cpu_feature_guard", "TF_ENABLE_ONEDNN_OPTS",
                "absl::InitializeLog", "cuInit"):

@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import commands
+
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
 
 def run_predict(*args):
-  return subprocess.run([sys.executable, "-m", "app.predict", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+  return commands.run("app.predict", *args)
 
 
 @pytest.fixture(scope="module")

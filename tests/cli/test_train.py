@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from configs import default
+from tests import commands
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--epochs=1", "--mixed_precision=float32", "--config.data.limit=1000", "--model=simple_cnn", "--config.model.width=8",
@@ -19,8 +20,7 @@ TINY = ["--epochs=1", "--mixed_precision=float32", "--config.data.limit=1000", "
 
 
 def run_train(*args):
-  return subprocess.run([sys.executable, "-m", "app.train", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
+  return commands.run("app.train", *args, timeout=600)
 
 
 def test_tiny_run_writes_the_run_dir_and_a_reloadable_export(tmp_path):

@@ -2,18 +2,13 @@
 registry), a weights file of the wrong architecture or shape, images too small for the model.
 Each is one line on stderr, exit status 2, and nothing written."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import commands
 
 
 def run_train(*args):
-  return subprocess.run([sys.executable, "-m", "app.train", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
+  return commands.run("app.train", *args, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests import commands
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 460 training images in 8 steps of 64, 52 held out for validation, one epoch, width 4.
 TINY = ["--config.data.limit=512", "--config.train.epochs=1", "--config.optim.warmup_epochs=0",
@@ -20,8 +22,7 @@ LEARNING_RATE = "--config.search.space=optim.learning_rate=log(0.01, 0.1)"
 
 
 def tune(search_dir, *args, timeout=300):
-  return subprocess.run([sys.executable, "-m", "app.tune", f"--search_dir={search_dir}", *TINY,
-                         *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+  return commands.run("app.tune", f"--search_dir={search_dir}", *TINY, *args, timeout=timeout)
 
 
 def leaderboard(search_dir):
@@ -98,7 +99,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
   process.wait()
   finished = first.stat().st_mtime_ns
   assert not (second / "result.json").exists()
-  again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  again = commands.run(*command[2:])
   assert again.returncode == 0, again.stderr[-3000:]
   assert [row["status"] for row in leaderboard(search_dir)] == ["COMPLETED"] * 3
   assert first.stat().st_mtime_ns == finished  # trial 0 was not run again

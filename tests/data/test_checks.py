@@ -124,11 +124,8 @@ def test_in_memory_sources_are_not_checked(fashion_mnist_dir):
 
 
 def _train(*args):
-  import subprocess
-  import sys
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  return subprocess.run([sys.executable, "-m", "app.train", *args], cwd=repo,
-                        capture_output=True, text=True, timeout=600)
+  from tests import commands  # pylint: disable=g-import-not-at-top
+  return commands.run("app.train", *args, timeout=600)
 
 
 def test_cli_trains_with_skip_and_fails_with_one_line_otherwise(messy_folder, tmp_path):

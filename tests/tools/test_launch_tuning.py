@@ -3,21 +3,18 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.cli.test_tune import LEARNING_RATE, REPO, TINY
+from tests import commands
+from tests.cli.test_tune import LEARNING_RATE, TINY
 
 
 @pytest.mark.slow
 def test_chief_and_two_workers_split_the_trials_of_one_search(tmp_path):
   search_dir = tmp_path / "search"
-  result = subprocess.run(
-      [sys.executable, "tools/launch_tuning.py", "--workers=2", "--", f"--search_dir={search_dir}",
-       *TINY, "--tuner=random", "--max_trials=3", LEARNING_RATE],
-      cwd=REPO, capture_output=True, text=True, timeout=400)
+  result = commands.run("tools/launch_tuning.py", "--workers=2", "--", f"--search_dir={search_dir}",
+                        *TINY, "--tuner=random", "--max_trials=3", LEARNING_RATE, timeout=400)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   assert "[chief] 3 trials (3 completed)" in result.stdout
   with open(search_dir / "leaderboard.csv") as f:

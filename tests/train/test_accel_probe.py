@@ -3,9 +3,6 @@
 import json
 import math
 
-import subprocess
-import sys
-
 import pytest
 import tensorflow as tf
 
@@ -15,7 +12,7 @@ from app.train import accel_probe
 from app import config as config_lib
 from configs import default, fashion_mnist
 
-from tests.conftest import REPO_ROOT as REPO
+from tests import commands
 
 
 class FakeStrategy:
@@ -115,11 +112,10 @@ def test_simple_cnn_at_the_default_rate_is_judged_on_a_stable_reference(fashion_
 
 def test_train_cli_probes_writes_the_table_and_trains_with_the_choice(tmp_path):
   run_dir = tmp_path / "run"
-  result = subprocess.run(
-      [sys.executable, "-m", "app.train", "--accel=auto", "--epochs=2", "--config.data.limit=2048",
-       "--model=simple_cnn", "--config.model.width=8", "--config.optim.warmup_epochs=0",
-       f"--output_dir={run_dir}", "--config.export.enabled=False"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = commands.run(
+      "app.train", "--accel=auto", "--epochs=2", "--config.data.limit=2048", "--model=simple_cnn",
+      "--config.model.width=8", "--config.optim.warmup_epochs=0", f"--output_dir={run_dir}",
+      "--config.export.enabled=False", timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   probe = json.loads((run_dir / "accel_probe.json").read_text())
   measured = [r for r in probe["measured"] if r["images_per_second"]]

@@ -2,8 +2,6 @@
 
 import json
 
-import subprocess
-import sys
 
 import pytest
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -11,7 +9,7 @@ from tensorflow.tsl.profiler.protobuf import xplane_pb2
 from app.train import step_profile
 from app.core.errors import UsageError
 
-from tests.conftest import REPO_ROOT as REPO
+from tests import commands
 MS = 10 ** 9  # picoseconds
 
 
@@ -78,15 +76,13 @@ def test_a_trace_without_training_steps_is_refused():
 
 def test_traced_run_end_to_end(tmp_path, cifar_mini_dir):
   run_dir = tmp_path / "run"
-  train = subprocess.run(
-      [sys.executable, "-m", "app.train", "--dataset=folder", f"--data_dir={cifar_mini_dir}",
-       "--epochs=1", "--batch_size=100", "--model=simple_cnn", "--config.model.width=8",
-       "--config.optim.warmup_epochs=0", "--config.export.enabled=False",
-       "--config.train.profile_steps=3,6", f"--output_dir={run_dir}"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  train = commands.run(
+      "app.train", "--dataset=folder", f"--data_dir={cifar_mini_dir}", "--epochs=1",
+      "--batch_size=100", "--model=simple_cnn", "--config.model.width=8",
+      "--config.optim.warmup_epochs=0", "--config.export.enabled=False",
+      "--config.train.profile_steps=3,6", f"--output_dir={run_dir}", timeout=600)
   assert train.returncode == 0, train.stderr[-3000:]
-  result = subprocess.run([sys.executable, "-m", "app.step_profile", f"--run_dir={run_dir}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = commands.run("app.step_profile", f"--run_dir={run_dir}")
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((run_dir / "step_profile.json").read_text())
   assert summary["steps"] == 4
@@ -97,8 +93,7 @@ def test_traced_run_end_to_end(tmp_path, cifar_mini_dir):
 
 
 def test_run_without_a_trace_gets_one_line(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "app.step_profile", f"--run_dir={tmp_path}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = commands.run("app.step_profile", f"--run_dir={tmp_path}")
   assert result.returncode == 2
   assert result.stderr.strip().splitlines() == [
       f"error: {tmp_path} holds no profiler trace; train with "

@@ -7,8 +7,6 @@ TFDS files (dataset_info.json, features.json, TFRecord shards) and nothing is do
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from app.data import sources
 from app.data.sources import tfds as tfds_source
 from app.core.errors import UsageError
 
-from tests.conftest import REPO_ROOT as REPO
+from tests import commands
 TRAIN, TEST = 600, 200
 
 
@@ -105,12 +103,11 @@ def test_download_cache_is_recognised_by_tfds_file_names(tmp_path):
 
 
 def test_train_cli_trains_on_a_tfds_set(tfds_dir, tmp_path):
-  result = subprocess.run(
-      [sys.executable, "-m", "app.train", "--dataset=tfds:tiny_fashion", f"--data_dir={tfds_dir}",
-       "--epochs=1", "--model=simple_cnn", "--config.model.width=8", "--batch_size=100",
-       "--mixed_precision=float32", "--config.optim.warmup_epochs=0", "--config.name=tfds_tiny",
-       f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = commands.run(
+      "app.train", "--dataset=tfds:tiny_fashion", f"--data_dir={tfds_dir}", "--epochs=1",
+      "--model=simple_cnn", "--config.model.width=8", "--batch_size=100",
+      "--mixed_precision=float32", "--config.optim.warmup_epochs=0", "--config.name=tfds_tiny",
+      f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
   assert (metrics["num_train"], metrics["num_test"]) == (TRAIN, TEST)

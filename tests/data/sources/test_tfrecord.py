@@ -3,8 +3,6 @@ batches."""
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,15 +13,14 @@ from app.data.sources import DATASETS
 from app.core.errors import UsageError
 from configs import default
 
-from tests.conftest import REPO_ROOT as REPO
+from tests import commands
 
 
 @pytest.fixture(scope="module")
 def converted(cifar_mini_dir, tmp_path_factory):
   out = tmp_path_factory.mktemp("tfr") / "cifar_mini"
-  result = subprocess.run(
-      [sys.executable, "tools/folder_to_tfrecord.py", f"--input={cifar_mini_dir}",
-       f"--output={out}", "--shards=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = commands.run("tools/folder_to_tfrecord.py", f"--input={cifar_mini_dir}",
+                        f"--output={out}", "--shards=3")
   assert result.returncode == 0, result.stderr[-3000:]
   return out
 
@@ -64,13 +61,13 @@ def test_tfrecord_batches_equal_folder_batches(converted, cifar_mini_dir, valida
 
 def test_a_streamed_run_trains_every_step_without_running_out_of_data(converted, tmp_path):
   """Streamed records (in_memory_max_gb=0) made Keras warn "Your input ran out of data"."""
-  result = subprocess.run(
-      [sys.executable, "-m", "app.train", "--dataset=tfrecord", f"--data_dir={converted}",
-       "--config.data.in_memory_max_gb=0", "--config.data.limit=48", "--batch_size=16",
-       "--epochs=2", "--model=simple_cnn", "--config.model.width=4",
-       "--config.optim.warmup_epochs=0", f"--output_dir={tmp_path / 'run'}",
-       f"--export_dir={tmp_path / 'export'}"],  # the recipe's mixed_bfloat16
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = commands.run(
+      "app.train", "--dataset=tfrecord", f"--data_dir={converted}",
+      "--config.data.in_memory_max_gb=0", "--config.data.limit=48", "--batch_size=16",
+      "--epochs=2", "--model=simple_cnn", "--config.model.width=4",
+      "--config.optim.warmup_epochs=0", f"--output_dir={tmp_path / 'run'}",
+      f"--export_dir={tmp_path / 'export'}",  # the recipe's mixed_bfloat16
+      timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   output = result.stdout + result.stderr
   assert "ran out of data" not in output, output[-3000:]
@@ -87,8 +84,7 @@ def test_missing_or_foreign_manifest_is_a_usage_error(tmp_path):
 
 
 def test_converter_refuses_a_non_empty_output(converted, cifar_mini_dir):
-  result = subprocess.run(
-      [sys.executable, "tools/folder_to_tfrecord.py", f"--input={cifar_mini_dir}",
-       f"--output={converted}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = commands.run("tools/folder_to_tfrecord.py", f"--input={cifar_mini_dir}",
+                        f"--output={converted}")
   assert result.returncode == 2
   assert "already exists and is not empty" in result.stderr.strip().splitlines()[-1]
