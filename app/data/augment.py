@@ -257,8 +257,10 @@ class Augmenter:
     return images if labels is None else (images, labels)
 
   def layers(self):
-    """The Keras layers that apply these ops inside a model (device-side augmentation)."""
-    return [op.layer() for op in self.ops]
+    """The Keras layers that apply these ops inside a model (device-side augmentation), computing
+    in float32 as every op does (_float32_policy: a factory such as flip's makes its layer here)."""
+    with _float32_policy():
+      return [op.layer() for op in self.ops]
 
   def check_image_shape(self, shape):
     """Raises UsageError when an op cannot run on (height, width, channels) images (None: not

@@ -132,6 +132,19 @@ def test_device_op_trains_inside_a_model_of_the_global_policy(name, batch, polic
   assert np.isfinite(model.train_on_batch(images, labels))
 
 
+@pytest.mark.parametrize("name", DEVICE_OPS)
+def test_device_layers_compute_in_float32_whatever_the_global_policy(name, policy):
+  """As the host ops: they see the raw 0..255 pixels, before the normalising layer. RandomFlip's
+  layer, made when the model is built (Augmenter.layers), took the global policy and rounded
+  the pixels to bfloat16."""
+  image = np.random.default_rng(0).integers(0, 255, (1, 12, 12, 3))
+  images = np.repeat(np.maximum(image, image[:, :, ::-1]) + 0.3, 8, axis=0).astype("float32")
+  model = keras.Sequential([keras.Input((12, 12, 3)),
+                            *augment.parse(IDENTITIES[name], on_device=True).layers()])
+  assert all(layer.compute_dtype == "float32" for layer in model.layers)
+  np.testing.assert_allclose(model(images, training=True), images, atol=1e-3)
+
+
 def test_device_ops_cover_every_op_with_a_layer():
   assert DEVICE_OPS == sorted(name for name in SPECS if augment.parse(SPECS[name]).ops[0].layer)
 
