@@ -47,10 +47,11 @@ def train_and_evaluate(config, fold=None):
   # === Data ===
   source = sources.load(config.data)  # first: it rejects bad data dirs
   source, data_report = checks.check_source(source, config.data, config.seed)
-  # The device ops are checked against the images here (the host ones in pipeline.build); the
-  # model's own are built under the strategy's scope below (their seed generators are variables).
-  augment.build(config.derived.augment_on_device, on_device=True).check_image_shape(
-      source.image_shape)
+  # The model's device ops, built once under the strategy's scope (their seed generators are
+  # variables) and checked against the images here (the host ones in pipeline.build).
+  with strategy.scope():
+    device_augmenter = augment.build(config.derived.augment_on_device, on_device=True)
+  device_augmenter.check_image_shape(source.image_shape)
 
   # === Runtime === (--accel=auto measures the switches first: app/accel_probe.py)
   accel.set_precision(config.runtime)
@@ -71,8 +72,7 @@ def train_and_evaluate(config, fold=None):
   total_steps = config.train.epochs * data.steps_per_epoch
   with strategy.scope():
     model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
-                        data.variance,
-                        augment.build(config.derived.augment_on_device, on_device=True).layers())
+                        data.variance, device_augmenter.layers())
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
   init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families

@@ -8,6 +8,8 @@ import json
 import math
 import os
 
+import ml_collections
+
 from app.core import files
 from app.tune.trials import HYPERBAND_KEYS, trial_values, write_json
 
@@ -79,7 +81,8 @@ def _scaled_lengths(plan, chosen):
   from the recipe's), so the best recipe trains what the trial trained."""
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.core.run_dir import flatten  # pylint: disable=g-import-not-at-top
-  as_written, trial = config_lib.load_recipe(plan.recipe), config_lib.load_recipe(plan.recipe)
+  as_written = config_lib.load_recipe(plan.recipe)
+  trial = ml_collections.ConfigDict(as_written.to_dict())
   for key, value in {**plan.overrides, **chosen}.items():
     config_lib.set_key(trial, key, value)
   before = flatten(trial.to_dict())

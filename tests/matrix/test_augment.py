@@ -10,15 +10,11 @@ import pytest
 from app.core.errors import UsageError
 from app.data.augment import AUGMENTATIONS, parse_terms
 from tests.matrix.conftest import run, tiny_config
+from tests.matrix.test_sources import DEVICE_OPS, HOST_OPS
 
-HOST_CHAIN = ("flip|crop(pad=3)|crop(pad=8, fill='reflect')|rotate(factor=0.05)|zoom(factor=0.1)|"
-              "translate(factor=0.1)|"
-              "color_jitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05)|"
-              "erase(factor=0.5)|randaugment(num_ops=2, factor=0.5)|mixup(alpha=0.2)|"
-              "cutmix(factor=1.0)")
-DEVICE_CHAIN = ("flip|rotate(factor=0.03)|zoom(factor=0.1)|translate(factor=0.1)|"
-                "color_jitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05)|"
-                "erase(factor=0.5)|randaugment(num_ops=1, factor=0.3)")
+# test_sources.py's ops, each alone there, in a row here (its README combination left out).
+HOST_CHAIN = "|".join(op for op in HOST_OPS if "|" not in op)
+DEVICE_CHAIN = "|".join(DEVICE_OPS)
 
 
 def _names(spec, on_device):

@@ -18,16 +18,18 @@ HOST_OPS = ("flip", "crop(pad=3)", "crop(pad=8, fill='reflect')", "rotate(factor
             "erase(factor=0.5)", "randaugment(num_ops=2, factor=0.5)", "mixup(alpha=0.2)",
             "cutmix(factor=1.0)", "flip|crop(pad=2)|mixup(alpha=0.2)")
 DEVICE_OPS = ("flip", "rotate(factor=0.03)", "zoom(factor=0.1)", "translate(factor=0.1)",
-              "color_jitter(brightness=0.2, contrast=0.2)", "erase(factor=0.5)",
-              "randaugment(num_ops=1, factor=0.3)")
+              "color_jitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05)",
+              "erase(factor=0.5)", "randaugment(num_ops=1, factor=0.3)")
+GRAY_COLOR_JITTER = "color_jitter(brightness=0.2, contrast=0.2)"  # saturation and hue need RGB
 CASES = pairwise(source=("folder", "tfrecord", "idx", "tfds", "fashion_mnist"),
                  channels=(3, 1), resize=("resize", "crop", "pad"),
                  precision=("mixed_bfloat16", "float32"))
 for number, case in enumerate(CASES):
   case["host"] = HOST_OPS[number % len(HOST_OPS)]
   case["device"] = DEVICE_OPS[number % len(DEVICE_OPS)]
-  if case["channels"] == 1 and "color_jitter" in case["host"]:
-    case["host"] = "color_jitter(brightness=0.2, contrast=0.2)"  # saturation, hue need RGB
+  for where in ("host", "device"):
+    if case["channels"] == 1 and case[where].startswith("color_jitter"):
+      case[where] = GRAY_COLOR_JITTER
 
 
 def _check_files(tmp_path, source, matrix_data):

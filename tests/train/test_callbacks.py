@@ -66,31 +66,33 @@ def _messages(caplog, text):
   return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
-def test_early_stopping_says_where_it_stopped_and_whose_weights_it_restored(caplog):
+def _replay_early_stopping(caplog, patience, accuracies):
+  """Drives build_early_stopping(patience) through epochs of these val_accuracy values, then the
+  end of training; returns (whether it stopped training, its "early stopping" log lines)."""
   caplog.set_level("INFO", logger="absl")  # a SavedModel save leaves absl at WARNING
   model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-  stopping = callbacks.build_early_stopping(patience=2)
+  stopping = callbacks.build_early_stopping(patience=patience)
   stopping.set_model(model)
   stopping.on_train_begin()
   model.stop_training = False
-  for epoch, accuracy in enumerate([0.5, 0.7, 0.6, 0.65]):
+  for epoch, accuracy in enumerate(accuracies):
     stopping.on_epoch_end(epoch, {"val_accuracy": accuracy})
-  assert model.stop_training
+  stopped = model.stop_training
   stopping.on_train_end()
-  assert _messages(caplog, "early stopping") == [
+  return stopped, _messages(caplog, "early stopping")
+
+
+def test_early_stopping_says_where_it_stopped_and_whose_weights_it_restored(caplog):
+  stopped, messages = _replay_early_stopping(caplog, 2, [0.5, 0.7, 0.6, 0.65])
+  assert stopped
+  assert messages == [
       "early stopping at epoch 4: val_accuracy has not beaten epoch 2's 0.7 "
       "(train.early_stopping_patience=2); restored epoch 2's weights"]
 
 
 def test_early_stopping_says_so_when_it_restores_an_earlier_epoch_at_the_end(caplog):
-  caplog.set_level("INFO", logger="absl")  # a SavedModel save leaves absl at WARNING
-  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-  stopping = callbacks.build_early_stopping(patience=5)
-  stopping.set_model(model)
-  stopping.on_train_begin()
-  for epoch, accuracy in enumerate([0.5, 0.7, 0.6]):  # ends before the patience runs out
-    stopping.on_epoch_end(epoch, {"val_accuracy": accuracy})
-  stopping.on_train_end()
-  assert _messages(caplog, "early stopping") == [
+  # The run ends before the patience runs out.
+  _, messages = _replay_early_stopping(caplog, 5, [0.5, 0.7, 0.6])
+  assert messages == [
       "early stopping: val_accuracy peaked at epoch 2 (0.7) and the run ended at epoch 3; "
       "restored epoch 2's weights"]

@@ -29,8 +29,7 @@ def tiny_config(tmp_path, **changes):
   config.output_dir = str(tmp_path / "run")
   config.export.dir = str(tmp_path / "exports")
   for key, value in changes.items():
-    section, leaf = key.split(".")
-    config[section][leaf] = value
+    config_lib.set_key(config, key, value)
   return config_lib.resolve(config)
 
 
