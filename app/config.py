@@ -40,14 +40,39 @@ def validate(config):
   terms, the export formats), which resolve() keeps in config.derived."""
   _require(_NAME.match(config.name),
            f"name {config.name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
+  # NumPy's and Keras's seeds (keras.utils.set_random_seed) are 32-bit unsigned.
+  _require(0 <= config.seed < 2**32,
+           f"seed must be in [0, 2**32 - 1]; received {config.seed}; pass e.g. --seed=0")
   parsed = _validate_data(config.data)
   _validate_model(config.model)
   _validate_transfer(config)
   _validate_train(config.train)
+  _validate_sizes(config)
   _validate_optim(config.optim, config.train)
   _validate_runtime(config.runtime)
   parsed["export_formats"] = _validate_export(config.export)
+  parsed["validation_is_test"] = _validate_selection(config)
   return parsed
+
+
+def validates_on_test(config):
+  """True when the run validates on the test split (data.validation_split=0, no folds): the
+  speedrun convention, where nothing may select on validation."""
+  return config.data.validation_split == 0 and not config.train.cv_folds
+
+
+def _validate_selection(config):
+  """Nothing selects on the test split: early stopping and the plateau schedule need a held-out
+  validation part. Returns validates_on_test(config)."""
+  on_test = validates_on_test(config)
+  selecting = [what for what, on in (
+      (f"train.early_stopping_patience={config.train.early_stopping_patience}",
+       config.train.early_stopping_patience), ("optim.schedule='plateau'",
+                                               config.optim.schedule == "plateau")) if on]
+  _require(not (on_test and selecting),
+           f"{' and '.join(selecting)} would select on the test split (data.validation_split=0 "
+           "validates on it); pass --config.data.validation_split=0.1 to hold a validation part out")
+  return on_test
 
 
 def _validate_data(data):
@@ -116,6 +141,16 @@ def _validate_train(train):
   _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
            f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
            f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
+
+
+def _validate_sizes(config):
+  """Sizes bounded by the memory they need (app/core/memory.py): data.image_size, when set, by
+  one float32 training batch of images that side (the images as stored are checked once the data
+  is read: app.data.pipeline, the sources; the model's width once it is built: app.models)."""
+  from app.data import images  # pylint: disable=g-import-not-at-top
+  side = config.data.image_size
+  if side:
+    images.require_batch_fits((side, side, max(config.data.channels, 1)), config.train.batch_size)
 
 
 def warmup_epochs(optim, train):
@@ -277,12 +312,62 @@ def set_key(config, key, value):
   config[leaf] = value
 
 
-def load_recipe(path):
-  """A recipe file (`path[:argument]`, as --config takes it) -> its get_config(), unlocked,
-  with nothing overridden: what scale_lengths() compares a run's config with."""
-  # ml_collections' own loader, the one --config uses
-  from ml_collections.config_flags import config_flags as loader  # pylint: disable=g-import-not-at-top
-  return loader.ConfigFileFlagParser("config", lock_config=False).parse(path)
+def load_recipe(path, lock=False):
+  """A recipe file (`path[:argument]`, as --config takes it) -> its get_config(), unlocked unless
+  `lock`, with nothing overridden: what --config loads (app.cli.define_config_flag) and what
+  scale_lengths() compares a run's config with. Loaded as ml_collections' loader does (the file
+  run as a module, then get_config(argument)), but whatever goes wrong in the recipe's code is
+  one UsageError naming the file, the line and the fix, since a recipe is the user's input: a
+  file that is missing or not Python, a syntax error, a failed import, an exception or a
+  sys.exit() while it loads, no get_config(), or one returning something other than a
+  ConfigDict of the schema's sections (configs/default.py)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  file, colon, argument = path.partition(":")
+  where = f"cannot load the --config recipe {file}"
+  fix = "pass a recipe file such as configs/fashion_mnist.py"
+  _require(os.path.isfile(file), f"{where}: no such file; {fix}")
+  _require(file.endswith(".py"), f"{where}: not a Python file (.py); {fix}")
+  try:
+    spec = importlib.util.spec_from_file_location("config_config", file)  # ml_collections' name
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    get_config = getattr(module, "get_config", None)
+    _require(callable(get_config),
+             f"{where}: it defines no get_config(); a recipe's get_config() returns an "
+             "ml_collections.ConfigDict: start from configs/default.py's, as configs/*.py do")
+    config = get_config(*([argument] if colon else []))
+  except UsageError:
+    raise
+  except SyntaxError as e:
+    raise UsageError(f"{where}: syntax error on line {e.lineno}: {e.msg}; fix the file") from None
+  except ImportError as e:
+    raise UsageError(f"{where}: {e}{_recipe_line(e, file)}; fix the import (run from the "
+                     "repository root for `from configs import ...`)") from None
+  except SystemExit as e:
+    raise UsageError(f"{where}: it called sys.exit({e.code!r}) while loading"
+                     f"{_recipe_line(e, file)}; a recipe only defines get_config()") from None
+  except Exception as e:  # pylint: disable=broad-except
+    message = (str(e).strip().splitlines() or [""])[0][:200]
+    raise UsageError(f"{where}: {type(e).__name__}: {message}{_recipe_line(e, file)}; fix the "
+                     "recipe") from None
+  _require(isinstance(config, ml_collections.ConfigDict),
+           f"{where}: get_config() returned {type(config).__name__}, not an "
+           "ml_collections.ConfigDict; return configs.default.get_config() with your changes")
+  from configs import default  # pylint: disable=g-import-not-at-top
+  missing = [key for key in default.get_config() if key not in config]
+  _require(not missing, f"{where}: its config lacks the section(s) {', '.join(missing)}; start "
+           "from configs.default.get_config() and change keys, as configs/*.py do")
+  if lock:
+    config.lock()
+  return config
+
+
+def _recipe_line(error, file):
+  """' (line N)': where in the recipe `error` was raised, when it was raised there."""
+  import traceback  # pylint: disable=g-import-not-at-top
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if os.path.abspath(frame.filename) == os.path.abspath(file)]
+  return f" (line {lines[-1]})" if lines else ""
 
 
 def scale_lengths(config, recipe):

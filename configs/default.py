@@ -20,10 +20,12 @@ def get_config():
   config.data.image_size = 0  # side in pixels images are resized to; 0 = as stored (must agree)
   config.data.resize = "resize"  # images of another size: resize (stretch), crop (centre), pad; the export alike
   config.data.channels = 0  # 1 (grayscale) or 3 (RGB); 0 = as stored (folder: 3)
-  # Fraction of the training split held out for validation (seeded). 0 = validate on the test
-  # split, as the speedruns do; a source without a test split then needs a fraction > 0 and
-  # reports its test metrics on that held-out part.
-  config.data.validation_split = 0.0  # held out of train for validation; 0 = validate on test
+  # Fraction of the training split held out for validation (seeded): best.keras, early stopping
+  # and the plateau schedule select on it, never on the test split. 0 = validate on the test
+  # split every epoch, as the speedruns do (metrics.json labels it so): then nothing selects
+  # (best.keras is the last epoch's weights; early stopping and plateau are refused). A source
+  # without a test split holds out the same fraction again as its test part.
+  config.data.validation_split = 0.1  # held out of train for validation; 0 = validate on test
   # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip,
   # crop(pad, fill='zero'|'reflect'; reflect needs pad < the image side), rotate(factor),
   # zoom(factor), translate(factor), color_jitter(brightness, contrast, saturation, hue: each
@@ -71,7 +73,7 @@ def get_config():
   config.train.backup_dir = ""  # resumable backups; "" = <output_dir>/backup (removed at the end)
   config.train.backup_every_steps = 0  # also back up every N steps; 0 = at epoch ends only
   config.train.on_divergence = "stop"  # NaN/exploding loss: stop, or retry (last good, half rate)
-  config.train.divergence_factor = 10.0  # "exploding": loss above this times the first epoch's
+  config.train.divergence_factor = 10.0  # exploding: loss > this x epoch 1's (or x first batch's)
   config.train.class_weights = False  # weight the loss by inverse class frequency (imbalance)
   config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
   config.train.frozen_epochs = 0  # transfer: first N epochs train the head, backbone frozen; 0 = off
@@ -112,6 +114,7 @@ def get_config():
   config.runtime.strategy = "auto"  # auto | default | one_device | mirrored | multi_worker | tpu
   config.runtime.worker_hosts = ""  # multi_worker without TF_CONFIG: "host1:port,host2:port,..."
   config.runtime.task_index = 0  # multi_worker with worker_hosts: this host's index in that list
+  config.runtime.cluster_timeout_seconds = 600.0  # multi_worker: wait for the others; 0 = no limit
   config.runtime.tpu = ""  # tpu: TPU name or grpc:// address; "" = the TPU this VM is attached to
   config.runtime.cpu_devices = 0  # split the CPU into N logical devices (mirrored on a CPU); 0 = no
   config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16

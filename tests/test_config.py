@@ -4,6 +4,7 @@ import datetime
 import glob
 import importlib
 import os
+import re
 
 import pytest
 
@@ -110,6 +111,45 @@ def test_bad_value_names_the_key(key, value, named):
     config_lib.validate(config)
 
 
+def test_validation_is_never_the_test_split_by_default():
+  """Issue 19 (4): data.validation_split was 0 by default, so best.keras selected on test."""
+  resolved = config_lib.resolve(default.get_config())
+  assert resolved.data.validation_split > 0 and not resolved.derived.validation_is_test
+
+
+SPEEDRUNS = ("fashion_mnist_92", "fashion_mnist_94", "fashion_mnist_95", "cifar10_93",
+             "cifar10_airbench")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_only_the_speedruns_validate_on_test(recipe):
+  """The speedrun convention (validate on test every epoch, labelled, nothing selecting) is the
+  speed recipes' explicit choice; every other recipe holds a validation part out."""
+  config = importlib.import_module(f"configs.{recipe}").get_config()
+  assert config_lib.resolve(config).derived.validation_is_test == (recipe in SPEEDRUNS)
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("train.early_stopping_patience", 3, "train.early_stopping_patience=3"),
+    ("optim.schedule", "plateau", "optim.schedule='plateau'"),
+])
+def test_selecting_on_the_test_split_is_refused_in_one_line(key, value, named):
+  """Issue 19 (4): early stopping and the plateau schedule selected on the test split when
+  data.validation_split=0; a held-out part or cross-validation's folds are fine."""
+  config = default.get_config()
+  config.data.validation_split = 0.0
+  config_lib.set_key(config, key, value)
+  with pytest.raises(UsageError, match=re.escape(
+      f"{named} would select on the test split (data.validation_split=0 validates on it); "
+      "pass --config.data.validation_split=0.1")) as error:
+    config_lib.resolve(config)
+  assert "\n" not in str(error.value)
+  config.train.cv_folds = 3  # validates on folds of train
+  assert not config_lib.resolve(config).derived.validation_is_test
+  config.train.cv_folds, config.data.validation_split = 0, 0.1
+  assert not config_lib.resolve(config).derived.validation_is_test
+
+
 def test_lookahead_and_ema_are_refused_together():
   config = default.get_config()
   config.optim.ema, config.optim.lookahead_every = True, 5
@@ -207,3 +247,74 @@ def test_without_the_recipe_or_at_its_length_nothing_scales():
   resolved = config_lib.resolve(config, recipe=written)
   again = config_lib.resolve(resolved)  # a resolved config resolves to itself
   assert again.optim.warmup_epochs == resolved.optim.warmup_epochs
+
+
+# === Issue 19 (16): seeds, sizes and recipes are refused in one line ===
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_outside_32_bits_is_refused(seed):
+  """keras.utils.set_random_seed raised ValueError (a traceback) after the data had loaded."""
+  config = default.get_config()
+  config.seed = seed
+  with pytest.raises(UsageError, match=r"seed must be in \[0, 2\*\*32 - 1\]; received"):
+    config_lib.validate(config)
+  config.seed = 2**32 - 1
+  config_lib.validate(config)
+
+
+def test_an_image_size_whose_batch_cannot_fit_in_memory_is_refused():
+  """data.image_size=100000 allocated 546 TiB for Fashion-MNIST (a numpy traceback)."""
+  config = default.get_config()
+  config.data.image_size, config.train.batch_size = 100000, 64
+  with pytest.raises(UsageError, match=r"one batch of 64 float32 images of 100000x100000x1 needs "
+                     r"at least 2.3 TB of memory, more than this machine's .*; lower "
+                     r"--config.data.image_size \(or lower --batch_size\)"):
+    config_lib.validate(config)
+  config.data.image_size = 224
+  config_lib.validate(config)
+
+
+BAD_RECIPES = {
+    "syntax error": ("recipe.py", "def get_config(:\n",
+                     r"syntax error on line 1: .*; fix the file"),
+    "raises": ("recipe.py", "x = 1\nraise RuntimeError('boom')\n",
+               r"RuntimeError: boom \(line 2\); fix the recipe"),
+    "bad import": ("recipe.py", "import no_such_module_here\n",
+                   r"No module named 'no_such_module_here' \(line 1\); fix the import"),
+    "not Python": ("recipe.yaml", "data:\n  name: folder\n", r"not a Python file \(.py\)"),
+    "no get_config": ("recipe.py", "from configs import default\n",
+                      r"it defines no get_config\(\)"),
+    "returns a dict": ("recipe.py", "def get_config():\n  return {'seed': 1}\n",
+                       r"get_config\(\) returned dict, not an ml_collections.ConfigDict"),
+    "returns None": ("recipe.py", "def get_config():\n  pass\n",
+                     r"get_config\(\) returned NoneType"),
+    "sys.exit": ("recipe.py", "import sys\n\n\ndef get_config():\n  sys.exit(3)\n",
+                 r"it called sys.exit\(3\) while loading \(line 5\)"),
+    "sections missing": ("recipe.py", "import ml_collections\n\n\ndef get_config():\n"
+                         "  return ml_collections.ConfigDict({'seed': 1})\n",
+                         r"its config lacks the section\(s\) data, export, model, name"),
+    "missing": (None, "", r"no such file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECIPES))
+def test_a_recipe_that_cannot_load_is_one_usage_error(case, tmp_path):
+  """Each was a traceback (SyntaxError, RuntimeError, ModuleNotFoundError, KeyError 'export'), a
+  silent exit (sys.exit) or a misleading 'unknown config key ... get_config' line."""
+  name, text, expected = BAD_RECIPES[case]
+  path = tmp_path / (name or "nope.py")
+  if name:
+    path.write_text(text)
+  with pytest.raises(UsageError, match=rf"^cannot load the --config recipe {path}: {expected}"):
+    config_lib.load_recipe(str(path))
+
+
+def test_load_recipe_passes_the_argument_and_locks_when_asked(tmp_path):
+  path = tmp_path / "recipe.py"
+  path.write_text("from configs import default\n\n\ndef get_config(name='model'):\n"
+                  "  config = default.get_config()\n  config.name = name\n  return config\n")
+  assert config_lib.load_recipe(f"{path}:tiny").name == "tiny"
+  locked = config_lib.load_recipe(str(path), lock=True)
+  with pytest.raises(AttributeError):
+    locked.epochz = 1

@@ -55,10 +55,26 @@ def _fail_on_config_error(error):
        "configs/fashion_mnist.py")
 
 
+class _RecipeParser(flags.ArgumentParser):
+  """--config's parser, in place of ml_collections' ConfigFileFlagParser: app.config.load_recipe,
+  so a recipe that cannot load (a syntax error, a bad import, an exception or sys.exit while
+  loading, no get_config(), not a ConfigDict) is one UsageError line instead of a traceback or
+  ml_collections' misleading one."""
+
+  def parse(self, argument):
+    from app import config as config_lib  # pylint: disable=g-import-not-at-top
+    return config_lib.load_recipe(argument, lock=True)
+
+  def flag_type(self):
+    return "config object"
+
+
 def define_config_flag(default_recipe):
   """`--config` (a recipe file, locked: a mistyped key is refused) with --config.<key> overrides.
 
-  ml_collections reads sys.argv while defining the flag, so errors can surface here."""
+  ml_collections reads sys.argv while defining the flag, so errors can surface here. The flag's
+  parser is then ours (_RecipeParser): the --config value on the command line is parsed later,
+  by parse_flags; the default recipe, parsed here when --config is not given, is ours too."""
   try:
     config_flags.DEFINE_config_file(
         "config", default_recipe,
@@ -68,6 +84,7 @@ def define_config_flag(default_recipe):
     _fail_on_config_error(e)
   except SystemExit as e:
     _exit_after_help(e, sys.argv)
+  flags.FLAGS["config"].parser = _RecipeParser()
 
 
 def recipe_as_written():

@@ -7,7 +7,9 @@ r"""Evaluate a model in depth and write a report (Markdown with pictures) into i
 
 Reports accuracy, top-5 accuracy, cross-entropy, per-class precision/recall/F1, a confusion
 matrix, the worst mistakes and calibration (ECE, reliability diagram): report.md, report.json and
-three PNGs in <run_dir>/evaluation/ (evaluation-2/, ... if taken; nothing is overwritten).
+three PNGs in <run_dir>/evaluation/ (evaluation-2/, ... if taken; nothing is overwritten); an
+export given without --run_dir needs --report_dir (the report never goes where a model's metadata
+points). Only exports this application wrote are loaded, unless --trust_model.
 """
 
 from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
@@ -30,6 +32,11 @@ flags.DEFINE_integer("limit", None, "Evaluate on a seeded subset of N images of 
                      "class keeping its share (0 = all); default: the run's config.data.limit.")
 flags.DEFINE_integer("batch_size", 256, "Images per prediction batch.")
 flags.DEFINE_integer("worst", 25, "Worst mistakes to show in worst_mistakes.png.")
+flags.DEFINE_boolean("trust_model", False, "Load an export (--model=DIR) that this application "
+                     "did not write (or that was changed since): a SavedModel is a program that "
+                     "may read and write files, so only with this flag is one run that fails its "
+                     "content-hash check (docs/SERVING.md). .keras files always load in safe "
+                     "mode.")
 
 
 def main(argv):
@@ -45,7 +52,7 @@ def main(argv):
   report_dir, results = evaluation.evaluate(
       run_dir=f.run_dir, model_path=f.model, split=f.split, tta_flip=f.tta_flip,
       report_dir=f.report_dir, dataset=f.dataset, data_dir=f.data_dir, limit=f.limit,
-      batch_size=f.batch_size, worst=f.worst)
+      batch_size=f.batch_size, worst=f.worst, trust_model=f.trust_model)
   top_key = next(k for k in results if k.startswith("top") and k.endswith("_accuracy"))
   print(f"accuracy {results['accuracy']:.4f}, {top_key.replace('_', ' ')} {results[top_key]:.4f}, "
         f"macro F1 {results['macro_f1']:.4f}, ECE {results['expected_calibration_error']:.4f} "

@@ -8,6 +8,8 @@ r"""Train, evaluate and export an image classifier.
   python tools/launch_workers.py --workers=2 -- python -m app.train --output_dir=runs/x
 
 Running the same command again on an unfinished run directory resumes it from its backup.
+SIGTERM or SIGINT (a preemption, Ctrl-C) saves a backup at the next batch end and exits with
+status 143 or 130; running the same command again resumes from it.
 Every recipe key can be overridden as --config.<section>.<key>=VALUE; the shortcut flags below
 override the same keys. The run directory receives config.yaml, history.csv,
 training_curves.png, tensorboard/, checkpoints/ and metrics.json; the model is exported to
@@ -15,6 +17,7 @@ training_curves.png, tensorboard/, checkpoints/ and metrics.json; the model is e
 """
 
 import os
+import sys
 
 from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
 
@@ -58,6 +61,10 @@ SHORTCUTS = {
                      "the same list on each host."),
     "task_index": ("runtime.task_index", flags.DEFINE_integer,
                    "multi_worker with --worker_hosts: this host's index in that list (0 = chief)."),
+    "cluster_timeout": ("runtime.cluster_timeout_seconds", flags.DEFINE_float,
+                        "multi_worker: seconds to wait for every other worker to come up "
+                        "(logged meanwhile), then exit with status 2 naming the missing ones; "
+                        "0 = no limit."),
     "tpu": ("runtime.tpu", flags.DEFINE_string,
             "--strategy=tpu: the TPU's name or grpc:// address; empty = the attached TPU."),
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
@@ -85,11 +92,23 @@ cli.define_shortcuts(SHORTCUTS)
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
+  from app.train import preemption  # pylint: disable=g-import-not-at-top
+  preemption.install()  # SIGTERM/SIGINT: a backup at the next batch end, then exit 128 + signal
+  try:
+    _train(preemption)
+  except preemption.Preempted as stopped:
+    print(stopped, file=sys.stderr)
+    sys.exit(stopped.exit_status)
+
+
+def _train(preemption):
   from app import config as config_lib, distribute  # pylint: disable=g-import-not-at-top
   from app.train.train_and_evaluate import train_and_evaluate  # pylint: disable=g-import-not-at-top
   config = flags.FLAGS.config
   cli.apply_shortcuts(config, SHORTCUTS)
-  strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
+  with preemption.outside_fit("before training started (waiting for the cluster, or setting up); "
+                              "nothing was written"):
+    strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
   resolved = config_lib.resolve(config, strategy=strategy, recipe=cli.recipe_as_written())
   if resolved.train.cv_folds:
     from app.train import cross_validation  # pylint: disable=g-import-not-at-top

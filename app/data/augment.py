@@ -201,7 +201,11 @@ def _mixing_op(name, layer):
 
 @AUGMENTATIONS.register("mixup")
 def _mixup(alpha=0.2):
-  """MixUp (Zhang et al. 2018): convex blends of image pairs and of their labels."""
+  """MixUp (Zhang et al. 2018): convex blends of image pairs and of their labels, the weights
+  drawn from Beta(alpha, alpha)."""
+  if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+    # Keras's MixUp takes any alpha, and Beta(alpha, alpha) of alpha <= 0 is NaN: a NaN loss
+    raise ValueError(f"alpha must be a number > 0 (e.g. 0.2); received {alpha!r}")
   return _mixing_op("mixup", keras.layers.MixUp(alpha=alpha))
 
 

@@ -70,6 +70,11 @@ def check_source(source, data, seed):
     shown = ", ".join(bad[:_SHOWN]) + (f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else "")
     raise UsageError(f"{len(bad)} file(s) cannot be decoded as images: {shown}; fix or remove "
                      "them, or pass --config.data.on_bad_file=skip to train without them")
+  if "test" in kept and not len(kept["test"]):  # evaluation would fail after training
+    raise UsageError(
+        f"the test split holds no decodable images ({len(splits['test'])} image file(s) in "
+        f"{os.path.join(data.data_dir, 'test')}); add images to its class folders, or remove the "
+        "test folder and hold part of train out with --config.data.validation_split=0.1")
   decodable = set(kept["train"].labels.tolist())
   empty = [name for k, name in enumerate(source.class_names) if k not in decodable]
   if empty:

@@ -7,9 +7,17 @@ Resize policies (data.resize) for an image whose size differs from the training 
   "crop"    scale the shorter side to fit, then take the centre
   "pad"     scale the longer side to fit, then pad with zeros (letterbox)
 Resized pixels are clipped to 0..255 and rounded; an image of the training size passes untouched.
+
+Also here: image files' sizes read from their headers, no pixels decoded (stored_sizes: what a
+folder's size as stored is chosen from), and the memory bound of a batch of images of a size
+(require_batch_fits), checked before anything decodes at that size.
 """
 
+import contextlib
+
 import tensorflow as tf
+
+from app.core import memory
 
 
 def decode(encoded, channels=0):
@@ -93,8 +101,52 @@ def fit_arrays(images, image_shape, policy="resize", batch_size=4096):
   if images.shape[1:] == tuple(image_shape):
     return images
   height, width, channels = image_shape
+  memory.require_fits(len(images) * height * width * channels,
+                      f"{len(images)} images resized to {height}x{width}x{channels} in memory",
+                      "lower --config.data.image_size")
   out = np.empty((len(images), *image_shape), np.uint8)
   for start in range(0, len(images), batch_size):
     batch = to_channels(tf.constant(images[start:start + batch_size]), channels)
     out[start:start + batch_size] = resize(batch, height, width, policy).numpy()
   return out
+
+
+def require_batch_fits(image_shape, batch_size, as_stored=False):
+  """UsageError unless one batch of `batch_size` float32 images of `image_shape` fits in the
+  machine's memory (app/core/memory.py), the least a training step holds; `as_stored`: the shape
+  is the images' own (no data.image_size), so the fix is to set one."""
+  height, width, channels = image_shape
+  fix = ("pass --config.data.image_size=SIDE to resize them" if as_stored else
+         "lower --config.data.image_size") + " (or lower --batch_size)"
+  memory.require_fits(batch_size * height * width * channels * 4,
+                      f"one batch of {batch_size} float32 images of {height}x{width}x{channels}"
+                      + (" (their size as stored)" if as_stored else ""), fix)
+
+
+@contextlib.contextmanager
+def _any_pixel_count():
+  """Pillow refuses to open images of more than 2 x Image.MAX_IMAGE_PIXELS pixels (its
+  decompression-bomb guard); a header is read here, never the pixels, and a huge image must be
+  measured to be refused by size (require_batch_fits), so the guard is off inside."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+  try:
+    yield Image
+  finally:
+    Image.MAX_IMAGE_PIXELS = previous
+
+
+def stored_sizes(paths):
+  """[(height, width) or None] of image files, read from their headers without decoding any
+  pixels (Pillow opens lazily): what a folder's size as stored is chosen from. None: the file
+  cannot be opened as an image (the data check, app/data/checks.py, names such files)."""
+  sizes = []
+  with _any_pixel_count() as image_module:
+    for path in paths:
+      try:
+        with image_module.open(path) as image:
+          width, height = image.size
+        sizes.append((int(height), int(width)))
+      except Exception:  # pylint: disable=broad-except  # anything: the file is not an image
+        sizes.append(None)
+  return sizes

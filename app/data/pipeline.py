@@ -36,7 +36,7 @@ class Datasets:
   image_shape: tuple
   mean: np.ndarray  # per-channel, pixel units (0..255), of the training images
   variance: np.ndarray
-  test_split: str  # "test" or "validation" (a source without a test split)
+  test_split: str  # "test", or "held_out_test": a source without one, its part held out of train
   class_counts: np.ndarray  # training images per class
   train_examples: Examples  # the training split, as training_batches() batches it
   data: ml_collections.ConfigDict  # the data config: cache, shuffle buffer, resize policy, ...
@@ -46,13 +46,19 @@ class Datasets:
   drop_remainder: bool
 
 
-def split_validation(examples, fraction, seed):
-  """Seeded random split of `examples` into (train, validation)."""
-  order = np.random.default_rng(seed).permutation(len(examples))
+PARTS = ("validation", "test")  # the parts split_validation holds out of a training split
+
+
+def split_validation(examples, fraction, seed, part="validation"):
+  """Seeded random split of `examples` into (train, the held-out `part`); the test part of a
+  source without one draws an order of its own."""
+  order = np.random.default_rng(seed if part == "validation" else [seed, PARTS.index(part)]
+                                ).permutation(len(examples))
   count = int(round(len(examples) * fraction))
   if count < 1 or count >= len(examples):
     raise UsageError(
-        f"validation_split={fraction} of {len(examples)} training images leaves an empty split; "
+        f"validation_split={fraction} of {len(examples)} training images leaves an empty {part} "
+        "split; "
         "choose a fraction between 0 and 1 that keeps images on both sides")
   return examples.subset(np.sort(order[count:])), examples.subset(np.sort(order[:count]))
 
@@ -123,18 +129,42 @@ def _concatenate(datasets):
   return _concatenate(datasets[:middle]).concatenate(_concatenate(datasets[middle:]))
 
 
+def replica_steps(count, batch_size, replicas, drop_remainder):
+  """(steps, images in each replica's last batch) of an epoch of `count` images batched
+  `batch_size` per replica for `replicas` replicas in sync (_batched_for_replicas)."""
+  full_steps, rest = divmod(count, batch_size * replicas)
+  tail = 0 if drop_remainder else rest // replicas
+  return full_steps + (1 if tail else 0), tail
+
+
+def _batched_for_replicas(ds, count, batch_size, replicas, drop_remainder):
+  """`ds` (`count` examples) in batches of `batch_size`, so that `replicas` replicas in sync each
+  get a batch at every step: with several, the images left after the whole steps are shared out
+  evenly in one last step (the < replicas left after that are dropped), as a replica given no
+  batch fails the step ("input depth must be evenly divisible"); with drop_remainder, only whole
+  steps."""
+  if replicas == 1:
+    return ds.batch(batch_size, drop_remainder=drop_remainder)
+  steps, tail = replica_steps(count, batch_size, replicas, drop_remainder)
+  whole = (steps - (1 if tail else 0)) * batch_size * replicas
+  head = ds.take(whole).batch(batch_size)
+  return head.concatenate(ds.skip(whole).take(tail * replicas).batch(tail)) if tail else head
+
+
 def _shuffled_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0,
-                      shuffle_buffer=0, cache=True, drop_remainder=False, resize="resize"):
+                      shuffle_buffer=0, cache=True, drop_remainder=False, resize="resize",
+                      replicas=1):
   """Epochs `epochs` = (first, last) of shuffled (uint8 images, int32 labels, batch key) batches
   in a row. Each epoch's order depends on (seed, epoch) only, and the key [epoch seed, batch index]
   seeds the batch's augmentation, so an epoch replays identically in a resumed run; the first
-  `skip` batches are left out (a run resumed mid-epoch)."""
+  `skip` batches are left out (a run resumed mid-epoch). `replicas`: the replicas in sync that
+  take this pipeline's batches in turn (_batched_for_replicas)."""
   base, gather = _examples(examples, image_shape, cache, resize)
 
   def one_epoch(epoch):  # a Python int: tf.data takes only constant shuffle seeds here
     key = epoch_seed(seed, epoch)
     ds = base.shuffle(shuffle_buffer or len(examples), seed=key, reshuffle_each_iteration=False)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = _batched_for_replicas(ds, len(examples), batch_size, replicas, drop_remainder)
     if gather:
       ds = ds.map(gather, num_parallel_calls=AUTOTUNE)
     return ds.enumerate().map(lambda i, batch: (*batch, tf.stack([tf.constant(key, tf.int64), i])))
@@ -176,20 +206,23 @@ def _splits(source, data, seed, fold):
   decoded into memory where data.in_memory_max_gb allows."""
   # data.limit's seeded stratified subset (checks.check_source's, when the source was checked:
   # taking it again keeps it whole).
+  # Selection (best.keras, early stopping, plateau) never sees the test part: a source without
+  # a test split holds one out of its training split first, then the validation part.
   train, test, test_split = source.train.limited(data.limit, seed), source.test, "test"
   test = test and test.limited(data.limit, seed)
+  if test is None:
+    if not data.validation_split:
+      raise UsageError(
+          f"{source.description} has no test split; hold part of the training images out with "
+          "--config.data.validation_split=0.1 (that fraction for validation and again for test)")
+    train, test = split_validation(train, data.validation_split, seed, part="test")
+    test_split = "held_out_test"
   if fold is not None:
     train, validation = split_fold(train, fold[1], fold[0], seed)
   elif data.validation_split > 0:
     train, validation = split_validation(train, data.validation_split, seed)
-  elif test is not None:
-    validation = test
   else:
-    raise UsageError(
-        f"{source.description} has no test split; hold part of the training images out with "
-        "--config.data.validation_split=0.1")
-  if test is None:
-    test, test_split = validation, "validation"
+    validation = test
   if data.in_memory_max_gb:
     decode = lambda e: in_memory(e, source.image_shape, data.resize, data.in_memory_max_gb)
     same = test is validation
@@ -240,19 +273,21 @@ def training_batches(datasets, first, last, skip=0, context=None):
   pipeline: its shard of the examples (equal shards, so every worker runs the same steps), per
   replica."""
   examples, batch_size = datasets.train_examples, datasets.batch_size
-  split, sharded = "train", False
+  split, sharded, replicas = "train", False, 1
   if context is not None:
     count, index = context.num_input_pipelines, context.input_pipeline_id
     examples = shard(examples, count, index)
     split = f"train-{index}-of-{count}" if count > 1 else "train"
     batch_size = context.get_per_replica_batch_size(batch_size)
-    skip *= context.num_replicas_in_sync // count  # global batches -> this pipeline's
+    replicas = context.num_replicas_in_sync // count  # this pipeline's, taking batches in turn
+    skip *= replicas  # global batches -> this pipeline's
     sharded = True
   data = datasets.data
   cache = _cache(data, split)
   ds = _shuffled_batches(examples, datasets.image_shape, batch_size, seed=datasets.seed,
                          epochs=(first, last), skip=skip, shuffle_buffer=data.shuffle_buffer,
-                         cache=cache, drop_remainder=datasets.drop_remainder, resize=data.resize)
+                         cache=cache, drop_remainder=datasets.drop_remainder, resize=data.resize,
+                         replicas=replicas)
   num_classes = len(datasets.class_names)
   ds = ds.map(lambda x, y, key: _model_inputs(x, y, num_classes, datasets.augmenter, key),
               num_parallel_calls=AUTOTUNE)
@@ -266,6 +301,7 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
   parses data.augment."""
   augmenter = augmenter or augment.parse(data.augment)
   augmenter.check_image_shape(source.image_shape)  # before decoding, not in the first step
+  images_lib.require_batch_fits(source.image_shape, batch_size, as_stored=not data.image_size)
   train, validation, test, test_split = _splits(source, data, seed, fold)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
@@ -314,8 +350,7 @@ def distributed_train(datasets, strategy, epochs=(0, 1), skip=0):
   replicas_here = strategy.num_replicas_in_sync // pipelines
   shard_size = datasets.num_train // pipelines
   per_replica = datasets.batch_size // strategy.num_replicas_in_sync
-  batches = shard_size // per_replica if datasets.drop_remainder else -(-shard_size // per_replica)
-  steps = -(-batches // replicas_here)
+  steps, _ = replica_steps(shard_size, per_replica, replicas_here, datasets.drop_remainder)
   dataset = strategy.distribute_datasets_from_function(
       lambda context: training_batches(datasets, *epochs, skip=skip, context=context))
   return dataset, steps

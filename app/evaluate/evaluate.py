@@ -38,18 +38,26 @@ def predict(predict_fn, dataset, tta_flip=False):
   return np.concatenate(probabilities), np.concatenate(labels), np.concatenate(images)
 
 
-def _load(run_dir, model_path):
+def _load(run_dir, model_path, trust_model=False):
   """(predict_fn, input_shape, num_classes, config, run_dir, model_path) for a .keras checkpoint
-  or an export; the data config comes from the run (or the export's recorded recipe)."""
+  or an export; the data config comes from the run (or the export's recorded recipe). The run
+  directory (where the report goes by default) is the one given, or the one holding the
+  checkpoint: never a path an export's metadata names."""
   if model_path is None:
     if run_dir is None:
       raise UsageError("nothing to evaluate; pass --run_dir=RUN (its best checkpoint) or "
                        "--model=PATH (a .keras checkpoint or an export version folder)")
     model_path = RunDir(run_dir).checkpoint("best")
   if os.path.isdir(model_path):
-    loaded, metadata = serving.load_export(model_path)
-    config = RunDir(run_dir).load_config() if run_dir else config_from_dict(metadata["config"])
-    run_dir = run_dir or metadata.get("run_dir")
+    loaded, metadata = serving.load_export(model_path, trust=trust_model)
+    if run_dir:
+      config = RunDir(run_dir).load_config()
+    elif isinstance(metadata.get("config"), dict):
+      config = config_from_dict(metadata["config"], f"the recipe in "
+                                f"{os.path.join(model_path, serving.METADATA_FILE)}")
+    else:
+      raise UsageError(f"export {model_path} records no recipe to read its data set from; pass "
+                       "--run_dir=RUN, the run it was exported from")
     return (lambda images: loaded.serve(images).numpy(), metadata["input_shape"],
             len(metadata["class_names"]), config, run_dir, model_path)
   model = runs.load_checkpoint(model_path)
@@ -69,7 +77,10 @@ def _report_dir(report_dir, run_dir):
       raise UsageError(f"report dir {report_dir} already exists and is not empty; pass a new "
                        "--report_dir")
     return report_dir
-  if not run_dir or not os.path.isdir(run_dir):
+  if not run_dir:
+    raise UsageError("no place for the report: an export is evaluated into --report_dir=DIR, or "
+                     "into --run_dir=RUN's evaluation/ folder; pass one of them")
+  if not os.path.isdir(run_dir):
     raise UsageError(f"the model's run directory {run_dir} is not here to hold the report; pass "
                      "--report_dir=DIR")
   base, number = os.path.join(run_dir, "evaluation"), 1
@@ -79,12 +90,15 @@ def _report_dir(report_dir, run_dir):
 
 
 def evaluate(run_dir=None, model_path=None, split="test", tta_flip=False, report_dir=None,
-             dataset=None, data_dir=None, limit=None, batch_size=256, worst=25):
+             dataset=None, data_dir=None, limit=None, batch_size=256, worst=25,
+             trust_model=False):
   """Evaluates a run's best checkpoint, or `model_path` (a .keras checkpoint or an export), on
-  the run's data (or `dataset`/`data_dir`) and writes the report; returns (report dir, results)."""
+  the run's data (or `dataset`/`data_dir`) and writes the report; returns (report dir, results).
+  An export is loaded only if this application wrote it, unless `trust_model`."""
   if split not in ("test", "validation"):
     raise UsageError(f"split {split!r} must be 'test' or 'validation'")
-  predict_fn, input_shape, num_classes, config, run_dir, model_path = _load(run_dir, model_path)
+  predict_fn, input_shape, num_classes, config, run_dir, model_path = _load(
+      run_dir, model_path, trust_model)
   if dataset is not None:
     config.data.name, config.data.data_dir = dataset, ""
   if data_dir is not None:

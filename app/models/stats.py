@@ -26,14 +26,16 @@ def _multiply_adds(layer):
   return 0
 
 
-def _layers(model):
+def leaf_layers(model):
+  """The layers of `model`, nested models (the ImageNet backbones, build_model's network)
+  entered."""
   for layer in model.layers:
     if isinstance(layer, keras.Model):
-      yield from _layers(layer)
+      yield from leaf_layers(layer)
     else:
       yield layer
 
 
 def flops_per_image(model):
   """2 x multiply-adds of one forward pass of one image (see the module docstring)."""
-  return 2 * sum(_multiply_adds(layer) for layer in _layers(model))
+  return 2 * sum(_multiply_adds(layer) for layer in leaf_layers(model))

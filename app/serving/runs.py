@@ -1,9 +1,6 @@
 """A finished run as export and evaluation read it back: its checkpoints (loaded in Keras's safe
 mode only), its data split as in training, and its export (app/serving/saved_model.py)."""
 
-import os
-import zipfile
-
 from app.core.errors import UsageError
 from app.core.run_dir import RunDir
 from app.serving import formats as export_formats
@@ -12,26 +9,10 @@ from app.serving import saved_model as serving
 
 
 def load_checkpoint(path):
-  """A `.keras` model, loaded in safe mode: a file holding Python code (a Lambda layer, a pickled
-  function) is refused rather than run."""
+  """A run's `.keras` checkpoint (app.models.load_model: safe mode only, anything else one
+  UsageError)."""
   from app.models import load_model  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
-    raise UsageError(f"checkpoint {path} does not exist; pass a .keras file or --checkpoint=best")
-  if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-    raise UsageError(f"{path} is not a .keras model file; pass a checkpoint written by app.train "
-                     "(checkpoints/best.keras)")
-  try:
-    return load_model(path)
-  except ValueError as e:
-    if "safe_mode" in str(e):
-      raise UsageError(
-          f"refusing to load {path}: it holds Python code (e.g. a Lambda layer) that safe mode "
-          "will not deserialize; rebuild the model without Lambda layers") from None
-    raise UsageError(f"cannot load {path} as a Keras model ({str(e).splitlines()[0]}); pass a "
-                     "checkpoint written by app.train") from None
-  except (OSError, KeyError, zipfile.BadZipFile) as e:
-    raise UsageError(f"cannot load {path} as a Keras model ({e}); pass an intact .keras "
-                     "checkpoint") from None
+  return load_model(path)
 
 
 def load_data(config, batch_size=None):
@@ -49,6 +30,16 @@ def check_compatible(input_shape, num_classes, data, what):
   if num_classes != len(data.class_names):
     raise UsageError(f"{what} has {num_classes} classes, but the data has "
                      f"{len(data.class_names)}; pass the data set it was trained on")
+
+
+def test_figures(model, data):
+  """{"test_accuracy", "test_loss", "test_split"} of a loaded checkpoint on the run's test split,
+  with the loss the run trained with (its compile state)."""
+  if not model.compiled:
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+  figures = model.evaluate(data.test, verbose=0, return_dict=True)
+  return {"test_accuracy": float(figures["accuracy"]), "test_loss": float(figures["loss"]),
+          "test_split": data.test_split}
 
 
 def export_metadata(config, metrics):
@@ -72,7 +63,8 @@ def export_run(run_dir, checkpoint="best", export_dir=None, name=None, formats=N
   model = load_checkpoint(path)
   data = load_data(config)
   check_compatible(model.input_shape[1:], model.output_shape[-1], data, f"checkpoint {path}")
-  metadata = dict(export_metadata(config, run.load_metrics()), checkpoint=path)
+  # The figures of the weights exported, not the run's last epoch (metrics.json).
+  metadata = dict(export_metadata(config, test_figures(model, data)), checkpoint=path)
   count = config.export.parity_images if parity_images is None else parity_images
   return serving.export_saved_model(
       model, config.export.dir if export_dir is None else export_dir, name, data.class_names,

@@ -18,22 +18,33 @@ The graph is float32 whatever policy the model trained under (`float32_model`). 
 written into a hidden temporary folder beside the versions (TF Serving ignores non-numeric
 names), checked against the Keras model on held-out images (app/serving/parity.py), and only then
 renamed to the next free integer version: a reader never sees half an export, a failed check
-leaves nothing, and an existing version is never overwritten.
+leaves nothing, and an existing version is never overwritten. The staging folder is locked by its
+export while it lives; the next export into the same place removes those a killed export left
+(their lock is free), never one a live export is writing.
+
+A SavedModel is a program (its signatures may call any TensorFlow op, tf.io.write_file among
+them), so the export's last file, assets.extra/integrity.json, holds the SHA-256 of every other
+one, and load_export reads back only a folder that matches it, unless the user trusts the model
+(--trust_model). docs/SERVING.md says what this does and does not protect against.
 """
 
 import json
 import os
 import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from app import keras_compat
+from app.core import console
+from app.core import crash_points
+from app.core import readers
+from app.core import staging as staging_lib
 from app.core.errors import UsageError
 from app.data import images as images_lib
 from app.serving import formats as export_formats
+from app.serving import integrity
 from app.serving import parity
 
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
@@ -165,6 +176,9 @@ def _describe(model, class_names, formats, resize):
   }
 
 
+STAGING_PREFIX = ".export-"  # the hidden folders exports are written in, beside the versions
+
+
 def export_saved_model(model, export_dir, name, class_names, metadata, parity_images=None,
                        formats=(), resize="resize"):
   """Exports `model` as described in the module docstring; returns the version folder's path.
@@ -179,10 +193,12 @@ def export_saved_model(model, export_dir, name, class_names, metadata, parity_im
   model = float32_model(model)
   base = os.path.join(export_dir, name)
   os.makedirs(base, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=".export-", dir=base)
+  staging_lib.remove_abandoned(base, STAGING_PREFIX)  # killed exports'
+  staging, lock = staging_lib.new_folder(base, STAGING_PREFIX)
   try:
     saved_model = os.path.join(staging, "model")
     build_archive(model, class_names, resize).write_out(saved_model, verbose=False)
+    crash_points.crash_point("export")  # a testing hook (app/core/crash_points.py)
     files = {fmt: export_formats.write(fmt, saved_model) for fmt in formats}
     checks = {}
     if parity_images is not None:
@@ -194,22 +210,54 @@ def export_saved_model(model, export_dir, name, class_names, metadata, parity_im
     os.makedirs(os.path.join(saved_model, "assets.extra"), exist_ok=True)
     with open(os.path.join(saved_model, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2)
+    integrity.write(saved_model)  # last: it hashes every file written above
     target = os.path.join(base, str(version))
+    appeared = UsageError(f"export version {target} appeared while exporting; export again")
     if os.path.exists(target):  # a concurrent export took it: never overwrite
-      raise UsageError(f"export version {target} appeared while exporting; export again")
-    os.rename(saved_model, target)
+      raise appeared
+    try:
+      os.rename(saved_model, target)  # fails onto a (concurrent export's) non-empty folder
+    except OSError:
+      raise appeared from None
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+    staging_lib.release(lock)
   return target
 
 
+# === Reading an export back: only what this application wrote, unless the user trusts it ===
+
 def read_metadata(path):
-  with open(os.path.join(path, METADATA_FILE)) as f:
-    return json.load(f)
+  """The export's assets.extra/metadata.json, checked to hold what prediction and evaluation read
+  (class_names, input_shape); a damaged or foreign one is a UsageError."""
+  metadata_path = os.path.join(path, METADATA_FILE)
+  metadata = readers.read_json(metadata_path, "export metadata", integrity.REEXPORT)
+  names, shape = metadata.get("class_names"), metadata.get("input_shape")
+  if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+    raise UsageError(f"export metadata {metadata_path} has no list of class names; "
+                     f"{integrity.REEXPORT}")
+  if not (isinstance(shape, list) and len(shape) == 3
+          and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
+    raise UsageError(f"export metadata {metadata_path} has no input_shape [height, width, "
+                     f"channels] (found {shape!r}); {integrity.REEXPORT}")
+  return metadata
 
 
-def load_export(path):
-  """An export of ours -> (the loaded SavedModel, its metadata); anything else is a UsageError."""
+def _classes_out(signature, key=None):
+  """The class count a signature's probabilities output declares (None when it declares none)."""
+  outputs = signature.structured_outputs
+  output = outputs.get(key) if key else next(iter(outputs.values()), None)
+  if output is None or output.shape.rank != 2:
+    return None
+  return output.shape[-1]
+
+
+def load_export(path, trust=False):
+  """An export of ours -> (the loaded SavedModel, its metadata); anything else is a UsageError.
+
+  A SavedModel is a program (its signatures may call any TensorFlow op, writing files among
+  them), so unless `trust` (the user's --trust_model) the export's files must match the hashes
+  its export recorded (app/serving/integrity.py) before TensorFlow reads its graph."""
   if not tf.saved_model.contains_saved_model(path):
     versions = existing_versions(path)
     hint = (f"pass a version folder such as {os.path.join(path, str(versions[-1]))}" if versions
@@ -218,8 +266,25 @@ def load_export(path):
   if not os.path.isfile(os.path.join(path, METADATA_FILE)):
     raise UsageError(f"{path} is a SavedModel without {METADATA_FILE}; pass an export of "
                      "app.train or app.export")
-  loaded = tf.saved_model.load(path)
-  if "serve_bytes" not in loaded.signatures:
-    raise UsageError(f"{path} lacks the serve_bytes signature; re-export it with python -m "
-                     "app.export")
-  return loaded, read_metadata(path)
+  if not trust:
+    integrity.verify(path)
+  metadata = read_metadata(path)
+  try:
+    with console.native_stderr_hidden():  # TensorFlow's own log of the failure: ours is one line
+      loaded = tf.saved_model.load(path)
+  except Exception as e:  # pylint: disable=broad-except  (a damaged graph raises what it meets)
+    reason = (str(e).strip().splitlines() or [""])[0][:160]
+    raise UsageError(f"cannot load {path} as a SavedModel ({type(e).__name__}: {reason}); "
+                     f"{integrity.REEXPORT}") from None
+  missing = [name for name in ("serve_bytes", "serve") if name not in loaded.signatures]
+  if missing:
+    raise UsageError(f"{path} lacks the {' and '.join(missing)} signature; {integrity.REEXPORT}")
+  classes = len(metadata["class_names"])
+  declared = {_classes_out(loaded.signatures["serve_bytes"], "probabilities"),
+              _classes_out(loaded.signatures["serve"])}
+  if declared != {classes}:
+    found = ", ".join(str(n) for n in sorted(declared, key=str))
+    raise UsageError(f"{path}: its metadata.json names {classes} classes but the model outputs "
+                     f"{found} probabilities per image, so its labels would be wrong; "
+                     f"{integrity.REEXPORT}")
+  return loaded, metadata

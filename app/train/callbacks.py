@@ -7,26 +7,56 @@ import io
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
+import numpy as np
 from absl import logging
 
 from app.core import files
 from app.optim.averaging import KeepEMAOnEarlyStop, Lookahead
 from app.optim.schedules import ReduceOnPlateau
+from app.train import preemption
 
 
 class Timing(keras.callbacks.Callback):
   """Adds `elapsed_seconds` (wall time since fit started, validation and compilation included:
   the time-to-accuracy clock) to each epoch's logs, and keeps the time spent in training batches
-  alone so throughput is not diluted by validation."""
+  alone so throughput is not diluted by validation.
+
+  A run resumed from a backup goes on with the clock the backup recorded (`state`, `resume`):
+  its elapsed_seconds, train_seconds and time budget count the killed processes' time up to the
+  backup as well, so a resumed run (or search trial) gets no more time than one never killed."""
 
   def __init__(self):
     super().__init__()
     self.start = self.epoch_start = self.validation_start = None
-    self.train_seconds_per_epoch = []
+    self.seconds_before = 0.0  # the clock of the backup this process resumed from
+    self.train_seconds_per_epoch = []  # the run's epochs, the killed processes' included
+    self.batches_skipped = 0  # batches done before a mid-epoch resume, not timed in its epoch
     self.stopped_by_budget = None  # where TimeBudget stopped the run, if it did
+    self.resumes = []  # {"epoch", "batches_done", "elapsed_seconds", "trained"}, one per resume
+
+  def state(self):
+    """The clock, as a backup records it (app/train/backup.py)."""
+    return {"elapsed_seconds": self.elapsed_seconds,
+            "train_seconds_per_epoch": list(self.train_seconds_per_epoch),
+            "batches_skipped": self.batches_skipped,
+            "stopped_by_time_budget": self.stopped_by_budget, "resumes": list(self.resumes)}
+
+  def resume(self, backup):
+    """Goes on from the clock of a backup's state (`backup`, app.train.backup.Backup.read) that
+    this process resumes from: at its epoch and batch, or trained (nothing left to train)."""
+    self.seconds_before = float(backup.get("elapsed_seconds", 0.0))
+    self.train_seconds_per_epoch = list(backup.get("train_seconds_per_epoch", []))
+    trained = bool(backup.get("trained"))
+    self.batches_skipped = backup.get("batches_skipped", 0) + (
+        0 if trained else backup["batches_done"])
+    self.stopped_by_budget = backup.get("stopped_by_time_budget")
+    self.resumes = list(backup.get("resumes", [])) + [
+        {"epoch": backup["epoch"], "batches_done": backup["batches_done"],
+         "elapsed_seconds": self.seconds_before, "trained": trained}]
 
   def on_train_begin(self, logs=None):
     if self.start is None:  # one clock across the fit calls of a run (retries, transfer phases)
@@ -43,11 +73,14 @@ class Timing(keras.callbacks.Callback):
     train_end = self.validation_start or time.perf_counter()
     self.train_seconds_per_epoch.append(train_end - self.epoch_start)
     if logs is not None:
-      logs["elapsed_seconds"] = time.perf_counter() - self.start
+      logs["elapsed_seconds"] = self.elapsed_seconds
 
   @property
   def elapsed_seconds(self):
-    return time.perf_counter() - self.start
+    """The run's clock: a resumed run's backup's, plus this process's since its fit began (none
+    yet when a run killed after training is finished without fitting)."""
+    since_start = 0.0 if self.start is None else time.perf_counter() - self.start
+    return self.seconds_before + since_start
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -84,8 +117,9 @@ def save_atomically(model, path):
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
-  """Saves `last.keras` every epoch and `best.keras` when `monitor` improves, both atomically;
-  an epoch the DivergenceGuard flagged is not saved, so the last good checkpoint survives."""
+  """Saves `last.keras` every epoch and `best.keras` when `monitor` improves (every epoch when
+  `monitor` is None: no selection), both atomically; an epoch the DivergenceGuard flagged is not
+  saved, so the last good checkpoint survives."""
 
   def __init__(self, directory, guard, monitor="val_accuracy"):
     super().__init__()
@@ -94,14 +128,19 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     # A later fit call of the same run (a retry, a transfer phase) keeps the best so far.
     self.best_record = os.path.join(directory, "best.json")
     self.best = None
-    if os.path.exists(self.best_record):
+    if monitor and os.path.exists(self.best_record):
       with open(self.best_record) as f:
-        self.best = json.load(f)[monitor]
+        self.best = json.load(f).get(monitor)
 
   def on_epoch_end(self, epoch, logs=None):
     if self.guard.diverged:
       return
     save_atomically(self.model, os.path.join(self.directory, "last.keras"))
+    if self.monitor is None:
+      with files.atomic_path(os.path.join(self.directory, "best.keras"), ".keras") as temporary:
+        shutil.copyfile(os.path.join(self.directory, "last.keras"), temporary)
+      files.write_json(self.best_record, {"selected_on": None, "epoch": epoch + 1})
+      return
     value = (logs or {}).get(self.monitor)
     if value is not None and (self.best is None or value > self.best):
       self.best = value
@@ -135,38 +174,95 @@ class HistoryCSV(keras.callbacks.CSVLogger):
       self.keys = header[1:]  # after "epoch"
 
 
+def _epoch_of(row, header):
+  """A history.csv row's epoch (0-based), or None for a row cut short by a kill mid-write."""
+  try:
+    return int(row[0]) if len(row) == len(header) else None
+  except ValueError:
+    return None
+
+
 def forget_epochs(run_dir, first_forgotten):
   """Rewrites history.csv (atomically) without the rows of epochs `first_forgotten` (0-based, as
-  its epoch column) on: a retry trains them again and appends their rows anew."""
+  its epoch column) on: a retry trains them again and appends their rows anew, and a resumed
+  run those a killed process wrote after its last backup. A row cut short goes too."""
   path = os.path.join(run_dir, HISTORY_CSV)
   rows = _read_rows(path)
   if not rows:
     return
+  kept = [row for row in rows[1:] if (_epoch_of(row, rows[0]) is not None
+                                      and _epoch_of(row, rows[0]) < first_forgotten)]
+  if len(kept) == len(rows) - 1:
+    return
   text = io.StringIO()
-  csv.writer(text).writerows(  # the excel dialect, as CSVLogger writes
-      [rows[0]] + [row for row in rows[1:] if int(row[0]) < first_forgotten])
+  csv.writer(text).writerows([rows[0]] + kept)  # the excel dialect, as CSVLogger writes
   files.write_text(path, text.getvalue())
 
 
+def read_history(run_dir):
+  """history.csv as the history dict fit returns ({key: [value per epoch]}; a val_ key holds the
+  validated epochs' values only): for a backup an earlier version wrote, which holds none."""
+  rows = _read_rows(os.path.join(run_dir, HISTORY_CSV))
+  history = {}
+  for row in rows[1:]:
+    for key, value in zip(rows[0][1:], row[1:]):
+      if value not in ("", "NA"):  # CSVLogger's mark of a key an epoch did not log
+        history.setdefault(key, []).append(float(value))
+  return history
+
+
 class DivergenceGuard(keras.callbacks.Callback):
-  """Stops training at the first batch whose loss is NaN/inf or above `factor` times the first
-  epoch's mean loss; `self.diverged` then says where. The checkpoints of earlier epochs stay."""
+  """Stops training (model.stop_training) when it diverges; `self.diverged` then says where, and
+  the epoch's checkpoints and backup are not written (AtomicCheckpoint, Backup), so the last good
+  ones stay. It diverges at
+
+  - a batch whose loss (Keras's running mean of the epoch) is NaN/inf or above `factor` times the
+    reference: the first finished epoch's mean loss, and until one finished (a loss can explode
+    within the first epoch: 2.9e16 and exit 0 before), the larger of the first batch's loss and
+    ln(classes), a uniform prediction's cross-entropy, which no model that learns stays above;
+  - an epoch whose validation loss is NaN/inf (the weights give no finite prediction);
+  - an epoch not validated (train.validation_every_epochs > 1) whose weights are not all finite:
+    so last.keras, the "last good" checkpoint of on_divergence=retry, is always an epoch whose
+    validation loss is finite, or whose weights are."""
 
   def __init__(self, factor):
     super().__init__()
     self.factor, self.reference, self.diverged, self.epoch = factor, None, None, 0
+    self.first_loss = None
+
+  def on_train_begin(self, logs=None):
+    self.first_loss = None  # this fit call's first batch (a retry, a resumed span: its own)
 
   def on_epoch_begin(self, epoch, logs=None):
     self.epoch = epoch
 
+  def ceiling(self):
+    """The loss above which a batch has diverged (see the class docstring)."""
+    if self.reference is not None:
+      return self.factor * self.reference
+    classes = int(self.model.outputs[0].shape[-1])
+    return self.factor * max(self.first_loss or 0.0, math.log(max(classes, 2)))
+
+  def _stop(self, where):
+    self.diverged = f"epoch {self.epoch + 1}, {where}"
+    self.model.stop_training = True
+
   def on_train_batch_end(self, batch, logs=None):
     loss = float((logs or {}).get("loss", 0.0))
-    if not math.isfinite(loss) or (self.reference is not None and loss > self.factor * self.reference):
-      self.diverged = f"epoch {self.epoch + 1}, step {batch + 1} (loss {loss:.4g})"
-      self.model.stop_training = True
+    if self.first_loss is None and math.isfinite(loss):
+      self.first_loss = loss
+    if not math.isfinite(loss) or loss > self.ceiling():
+      self._stop(f"step {batch + 1} (loss {loss:.4g})")
 
   def on_epoch_end(self, epoch, logs=None):
-    if self.reference is None and logs and math.isfinite(logs.get("loss", math.nan)):
+    logs = logs or {}
+    if self.diverged:
+      return
+    if "val_loss" in logs and not math.isfinite(logs["val_loss"]):
+      self._stop(f"validation (val_loss {logs['val_loss']:.4g})")
+    elif "val_loss" not in logs and not all(np.isfinite(w).all() for w in self.model.get_weights()):
+      self._stop("its end (weights not finite)")
+    elif self.reference is None and math.isfinite(logs.get("loss", math.nan)):
       self.reference = logs["loss"]
 
 
@@ -224,9 +320,14 @@ def build(run_dir, config, schedule, timing=None, backup=None):
     run_callbacks.append(KeepEMAOnEarlyStop(swap_ema))
   run_callbacks += [
       HistoryCSV(run_dir),
-      AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard),
+      # Validating on the test split (the speedrun convention), nothing selects: best = last.
+      AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard,
+                       monitor=None if config.derived.validation_is_test else "val_accuracy"),
       keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch",
                                   # "START,STOP" (validated): Keras parses it; "" = 0, off
                                   profile_batch=config.train.profile_steps or 0),
   ]
+  if backup:  # last: an epoch's backup counts once everything above has written the epoch
+    run_callbacks.append(backup.commit_callback())
+  run_callbacks.append(preemption.StopOnSignal(backup))  # after all: SIGTERM stops with a backup
   return timing, guard, run_callbacks

@@ -53,32 +53,41 @@ def class_weights(data, config):
   return {k: float(counts.sum() / (len(counts) * c)) for k, c in enumerate(counts) if c}
 
 
-def _backup(model, data, config, strategy, first_epoch):
-  """The run's Backup callback and where it resumes: (backup, epoch, batches done of it). Runs
-  in one phase only (transfer learning's two phases start over when killed)."""
+def _backup(model, data, config, strategy, timing):
+  """The run's Backup callback and the state it resumes from: (backup, Backup.read's state or
+  None), the model's weights and `timing`'s clock restored from it. Runs in one phase only
+  (transfer learning's two phases start over when killed)."""
   if config.train.frozen_epochs or not config.train.backup_dir:
-    return None, first_epoch, 0
+    return None, None
   save_freq = config.train.backup_every_steps or "epoch"
-  backup = Backup(config.train.backup_dir, save_freq,
-                            writes=strategy.extended.should_checkpoint)
+  backup = Backup(config.train.backup_dir, save_freq, writes=strategy.extended.should_checkpoint,
+                  timing=timing)
   with strategy.scope():
     model.optimizer.build(model.trainable_variables)
-  resumed = Backup.restore(model, config.train.backup_dir)
+  resumed = Backup.restore(model, config.train.backup_dir, data.steps_per_epoch)
   if resumed is None:
-    return backup, first_epoch, 0
-  logging.info("resuming from the backup in %s: epoch %d, %d of its %d steps done",
-               config.train.backup_dir, resumed[0] + 1, resumed[1], data.steps_per_epoch)
-  return backup, resumed[0], resumed[1]
+    return backup, None
+  timing.resume(resumed)
+  if resumed.get("trained"):
+    logging.info("resuming from the backup in %s: training had ended (%.1f s); evaluating and "
+                 "exporting its weights", config.train.backup_dir, timing.seconds_before)
+  else:
+    logging.info("resuming from the backup in %s: epoch %d, %d of its %d steps done (%.1f s in)",
+                 config.train.backup_dir, resumed["epoch"] + 1, resumed["batches_done"],
+                 data.steps_per_epoch, timing.seconds_before)
+  return backup, resumed
 
 
 def _fit_spans(first, last, skip):
   """[(first epoch, last epoch, batches to skip)] of the fit calls from `first` (with `skip`
-  batches of it done) to `last`: a mid-epoch start finishes its epoch in a call of its own."""
+  batches of it done) to `last`: a mid-epoch start finishes its epoch in a call of its own. With
+  nothing left (a run killed after its last epoch's backup), one call of no epoch: Keras still
+  ends the fit (the EMA's weights put in place, on_train_end), as it would have."""
   if first >= last:
-    return []
-  if skip:
-    return [(first, first + 1, skip)] + _fit_spans(first + 1, last, 0)
-  return [(first, last, 0)]
+    return [(last, last, 0)]
+  if not skip:
+    return [(first, last, 0)]
+  return [(first, first + 1, skip)] + ([(first + 1, last, 0)] if first + 1 < last else [])
 
 
 def _forget_epochs(history, history_start, first_forgotten, validation_every):
@@ -95,18 +104,32 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
   """Trains for config.train.epochs, writing into the run directory `run` (app.core.run_dir.RunDir);
   returns (merged history dict, Timing callback). Epochs are
   numbered from `first_epoch`: a later phase of a run (app/transfer.py) continues the count.
-  A backup in config.train.backup_dir (a killed run's) is resumed from, at the same batch."""
+  A backup in config.train.backup_dir (a killed run's) is resumed from, at the same batch, its
+  clock going on and the history of its earlier processes included; one taken once training had
+  ended (Backup.save_trained) is not trained again."""
   rate, last_epoch = config.optim.peak_learning_rate, first_epoch + config.train.epochs
   distribute.prepare_fit(model, data.train, strategy)
   first_weights = model.get_weights()
-  backup, initial_epoch, skip = _backup(model, data, config, strategy, first_epoch)
-  history, history_start = {}, initial_epoch
+  timing = timing or callbacks.Timing()
+  backup, resumed = _backup(model, data, config, strategy, timing)
+  initial_epoch, skip = (resumed["epoch"], resumed["batches_done"]) if resumed else (first_epoch, 0)
+  history, history_start = {}, first_epoch
+  if resumed:
+    backup.record_resume(resumed)
+    if not resumed.get("trained"):
+      callbacks.forget_epochs(run.path, initial_epoch)  # rows written after the backup it resumes
+    backup.history = resumed.get("history") or callbacks.read_history(run.path)  # or an old one's
+    history = {key: list(values) for key, values in backup.history.items()}
+    if resumed.get("trained"):
+      return history, timing
   for attempt in range(MAX_RETRIES + 1):  # the last attempt returns or raises
     timing, guard, run_callbacks = callbacks.build(run.path, config, schedule, timing, backup)
+    if resumed and history.get("loss"):  # the run's first epoch's loss, as if never killed
+      guard.reference = history["loss"][0]
     for span_first, span_last, span_skip in _fit_spans(initial_epoch, last_epoch, skip):
       train, steps = pipeline.distributed_train(data, strategy, (span_first, span_last), span_skip)
       if backup:
-        backup.start(span_first, span_skip)
+        backup.start(span_first, span_skip, steps)
       result = model.fit(
           train, epochs=span_last, initial_epoch=span_first, steps_per_epoch=steps - span_skip,
           validation_data=data.validation, validation_freq=config.train.validation_every_epochs,
@@ -118,6 +141,8 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
         break
     skip = 0
     if not guard.diverged:
+      if backup:
+        backup.save_trained()
       return history, timing
     last_good = run.checkpoint("last")
     if config.train.on_divergence != "retry" or attempt == MAX_RETRIES:
@@ -129,7 +154,8 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
              " or pass --config.train.on_divergence=retry"))
     # Retry: back to the last good epoch with half the rate, the schedule where it was.
     initial_epoch = history_start + len(history.get("loss", [])) - 1  # the diverged epoch is redone
-    _forget_epochs(history, history_start, initial_epoch, config.train.validation_every_epochs)
+    for kept in [history] + ([backup.history] if backup else []):
+      _forget_epochs(kept, history_start, initial_epoch, config.train.validation_every_epochs)
     callbacks.forget_epochs(run.path, initial_epoch)  # history.csv: the retry writes them again
     rate /= 2
     logging.warning("training diverged at %s; retrying from epoch %d at learning rate %g",

@@ -16,6 +16,7 @@ from app.data import sources
 from app.models import build_model
 from app.optim.lr_find import BatchLosses, ExponentialSweep, suggest
 from app.optim.optimizers import build_optimizer
+from app.train import output_paths
 
 
 def run_lr_find(config, output_dir, min_rate, max_rate, steps):
@@ -24,6 +25,7 @@ def run_lr_find(config, output_dir, min_rate, max_rate, steps):
     raise UsageError(f"need 0 < min_lr < max_lr; received {min_rate} and {max_rate}")
   if steps < 10:
     raise UsageError(f"steps={steps} is too few for a sweep; pass --steps=100 or more")
+  output_paths.require_writable_dir(output_dir, "output dir", "--output_dir")  # before the sweep
   keras.utils.set_random_seed(config.seed)
   accel.set_precision(config.runtime)
   source = sources.load(config.data)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from app import accel, distribute
-from app.core import plots
+from app.core import crash_points, plots
 from app.core.run_dir import RunDir
 from app.data import augment, checks, pipeline, sources
 from app.models import build_model, init_from_data
@@ -20,14 +20,33 @@ from app.optim import schedules
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.serving.runs import export_metadata
-from app.train import accel_probe, fitting, transfer
+from app.train import accel_probe, fitting, output_paths, transfer
 from app.train.backup import Backup
 
 
-def _images_trained(data, timing, resumed_from, config):
-  """Images the timed epochs trained on: a run resumed mid-epoch skipped part of its first."""
-  skipped = resumed_from["batches_done"] * config.train.batch_size if resumed_from else 0
+def _images_trained(data, timing, config):
+  """Images the timed epochs trained on (a resumed run's killed processes' epochs included:
+  Timing.resume): each mid-epoch resume skipped part of its epoch."""
+  skipped = timing.batches_skipped * config.train.batch_size
   return max(data.num_train * len(timing.train_seconds_per_epoch) - skipped, 1)
+
+
+def _validation_split_label(config, fold):
+  """metrics.json's name for the validation figures' split."""
+  if fold is not None:
+    return f"fold {fold[0] + 1} of {fold[1]} of train"
+  if config.derived.validation_is_test:
+    return "test"  # the speedrun convention: nothing selected on it
+  return f"held_out ({config.data.validation_split:g} of train, seed {config.seed})"
+
+
+def _weights_label(config):
+  """What the evaluated (and exported) weights are."""
+  if config.train.early_stopping_patience:
+    chosen = "the best validation epoch's (early stopping restores them)"
+  else:
+    chosen = "the last epoch's"
+  return chosen + (", averaged (EMA)" if config.optim.ema else "")
 
 
 def train_and_evaluate(config, fold=None):
@@ -37,8 +56,11 @@ def train_and_evaluate(config, fold=None):
   role = distribute.role(config.runtime, config.derived.strategy)
   if not role.is_chief:  # only the chief writes the run directory and the export
     config = distribute.worker_config(config, role)
+  output_paths.require_writable(config)  # every path the run writes, before any work
   run = RunDir(config.output_dir, config.train.backup_dir)
-  run.check_new_or_resumable()
+  # Refuses a live owner, a finished run, other settings and another run's backup; the chief
+  # alone takes the backup folder (the workers only read it, into scratch run dirs).
+  run.check_new_or_resumable(config, chief=role.is_chief)
   # First TensorFlow work: MultiWorkerMirroredStrategy and split CPU devices must come before any.
   strategy, strategy_reason = distribute.strategy_from_config(
       config.runtime, config.derived.strategy, config.derived.strategy_reason)
@@ -72,7 +94,8 @@ def train_and_evaluate(config, fold=None):
   total_steps = config.train.epochs * data.steps_per_epoch
   with strategy.scope():
     model = build_model(config.model, data.image_shape, len(data.class_names), data.mean,
-                        data.variance, device_augmenter.layers())
+                        data.variance, device_augmenter.layers(),
+                        batch_size=config.train.batch_size)  # refused if it cannot fit in memory
     schedule = fitting.compile_model(model, config, data.steps_per_epoch,
                                      config.optim.peak_learning_rate)
   init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families
@@ -99,19 +122,30 @@ def train_and_evaluate(config, fold=None):
   plots.training_curves(history, run.file("training_curves.png"),
                         config.train.validation_every_epochs)
 
-  # === Evaluate ===
+  # === Evaluate === (the weights fit left: the last epoch's, or early stopping's best)
+  crash_points.crash_point("evaluate")  # a testing hook (app/core/crash_points.py)
   test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
+  validation_split = _validation_split_label(config, fold)
+  validation_loss, validation_accuracy = (
+      (test_loss, test_accuracy) if config.derived.validation_is_test
+      else model.evaluate(data.validation, verbose=0))
   metrics = {
       "test_accuracy": float(test_accuracy),
       "test_loss": float(test_loss),
       "test_split": data.test_split,
-      "validation_accuracy": float(history["val_accuracy"][-1]) if "val_accuracy" in history
-                             else None,
+      "validation_accuracy": float(validation_accuracy),
+      "validation_loss": float(validation_loss),
+      # Which split each figure comes from, and what selected the weights they measure.
+      "validation_split": validation_split,
+      "splits": {"test_accuracy": data.test_split, "test_loss": data.test_split,
+                 "validation_accuracy": validation_split, "validation_loss": validation_split},
+      "selected_on": None if config.derived.validation_is_test else "validation",
+      "weights": _weights_label(config),
       "epochs_completed": len(history["loss"]),
       "train_seconds": train_seconds,
       # train.time_budget_seconds: where the budget stopped training (None: it ran every epoch)
       "stopped_by_time_budget": timing.stopped_by_budget,
-      "train_images_per_second": _images_trained(data, timing, resumed_from, config) /
+      "train_images_per_second": _images_trained(data, timing, config) /
                                  sum(timing.train_seconds_per_epoch),
       "parameters": model.count_params(),
       "num_train": data.num_train,
@@ -121,6 +155,9 @@ def train_and_evaluate(config, fold=None):
       "strategy": strategy_reason,
       "worker": {"index": role.index, "count": role.count, "chief": role.is_chief},
       "resumed_from": resumed_from,
+      # Every resume of the run, in order: where (epoch, batches done, trained: nothing left to
+      # train) and the clock it went on from (train_seconds counts the killed processes' time).
+      "resumes": timing.resumes,
       "accel": probed[0] if probed else None,
       "export_path": None,
       "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,

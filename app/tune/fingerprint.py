@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 
+from app.core import ownership, readers
 from app.core import run_dir
 from app.core.errors import UsageError
 from app.tune import trials
@@ -66,19 +67,25 @@ def check_search_dir(search_dir, parts, overwrite):
   """Makes `search_dir` ready: new, resumed (same fingerprint) or overwritten (--overwrite)."""
   path = os.path.join(search_dir, "fingerprint.json")
   ours = os.path.exists(path)
-  if os.path.isdir(search_dir) and os.listdir(search_dir) and not ours:
+  if not ownership.is_empty(search_dir) and not ours:
     raise UsageError(f"{search_dir} is not empty and not a search directory (no fingerprint.json); "
                      "pass a new --search_dir")
-  if ours and overwrite:
-    shutil.rmtree(search_dir)
+  if ours and overwrite:  # everything but the lock file: its owner keeps it (app/core/ownership.py)
+    for name in os.listdir(search_dir):
+      if name != ownership.LOCK_FILE:
+        entry = os.path.join(search_dir, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+          shutil.rmtree(entry)
+        else:
+          os.remove(entry)
   elif ours:
-    with open(path) as f:
-      saved = json.load(f)
+    saved = readers.read_json(path, "search fingerprint", "pass --overwrite to start the search "
+                              "over (its trials are lost), or restore the file")
     parts = _without_new_defaults(saved, parts)
     changed = sorted(k for k in set(saved) | set(parts) if saved.get(k) != parts.get(k))
     if changed:
       detail = changed
-      if changed == ["recipe"]:
+      if changed == ["recipe"] and isinstance(saved["recipe"], dict):
         detail = sorted(k for k in set(saved["recipe"]) | set(parts["recipe"])
                         if saved["recipe"].get(k) != parts["recipe"].get(k))[:4]
       raise UsageError(f"{search_dir} was made for a different search space/data (changed: "

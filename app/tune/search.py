@@ -10,6 +10,7 @@ and run them. Only the chief (or a lone search) checks the fingerprint, overwrit
 the results.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -22,8 +23,11 @@ import ml_collections
 
 from app import config as config_lib
 from app import keras_compat
+from app.core import ownership
+from app.core import readers
 from app.core.errors import UsageError
 from app.core.registry import Registry
+from app.train import output_paths
 from app.tune import objectives, results, space, trials
 from app.tune.fingerprint import check_search_dir, fingerprint
 
@@ -167,6 +171,26 @@ def serve(oracle):
                      "an address of this host and a free port")
 
 
+def load_tuner(oracle, plan, directory):
+  """The SubprocessTuner, which reloads KerasTuner's state (oracle.json, tuner*.json,
+  trial_*/trial.json under <directory>/kerastuner) when resuming. A file a kill cut short or a
+  hand edited is one UsageError naming it, not KerasTuner's traceback."""
+  fix = "pass --overwrite to start the search over (its trials are lost), or restore the file"
+  state = os.path.join(directory, PROJECT)
+  saved = sorted(glob.glob(os.path.join(state, "*.json"))
+                 + glob.glob(os.path.join(state, "trial_*", "trial.json")))
+  for path in saved:
+    readers.read_json(path, "KerasTuner state file", fix)
+  try:
+    return SubprocessTuner(oracle, plan, directory)
+  except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+    if not saved:  # nothing was reloaded: not the state's fault
+      raise
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    raise UsageError(f"cannot resume the search from its KerasTuner state in {state} "
+                     f"({type(e).__name__}: {reason}); {fix}") from None
+
+
 def is_worker():
   return keras_compat.has_chief_oracle() and not keras_compat.is_chief_oracle()
 
@@ -174,13 +198,17 @@ def is_worker():
 def run_search(config, plan, overwrite):
   """Runs (or resumes) the search; returns the oracle's trials (the chief's and a lone search's;
   a worker returns None)."""
-  if not is_worker():
+  if not is_worker():  # the search dir's owner, for this process's life (app/core/ownership.py)
+    another = "pass another --search_dir"
+    output_paths.require_writable_dir(plan.search_dir, "search dir", "--search_dir")
+    ownership.claim(plan.search_dir, "search dir", another, create=False)  # a live search: refused
     check_search_dir(plan.search_dir, fingerprint(config, plan), overwrite)
+    ownership.claim(plan.search_dir, "search dir", another)  # made (or emptied by --overwrite)
   oracle = build_oracle(plan)
   # A worker keeps no state of its own (the chief's oracle knows its ongoing trial), and must not
   # touch the search directory before the chief has checked or overwritten it.
   directory = tempfile.mkdtemp(prefix="kerastuner-worker-") if is_worker() else plan.search_dir
-  tuner = SubprocessTuner(oracle, plan, directory)  # check_search_dir did any overwrite
+  tuner = load_tuner(oracle, plan, directory)  # check_search_dir did any overwrite
   try:
     tuner.search(verbose=0)
   except RuntimeError as e:  # the oracle's limit on consecutive failed trials
@@ -200,7 +228,7 @@ def run_search(config, plan, overwrite):
 
 
 def retrain(plan, epochs=0):
-  """Trains best_recipe.py on the whole training split and exports it (an app.train
+  """Trains best_recipe.py as its base recipe validates (data.validation_split) and exports it (an app.train
   subprocess, its output shown as it runs); returns the run directory."""
   recipe = os.path.join(plan.search_dir, "best_recipe.py")
   _require(os.path.exists(recipe), f"no trial of {plan.search_dir} completed, so there is no "

@@ -6,8 +6,9 @@ alone.
 metrics.json, checkpoints/), train.log (the trial's stdout and stderr) and result.json (the
 command, which tuner ran it, its status, score and, for a failed trial, the reason). A failed or
 diverged trial raises keras_tuner.errors.FailedTrialError: KerasTuner marks it FAILED and the
-search goes on. A trial interrupted with the search is run again by the same command: app.train
-resumes it from its backup, or it starts over if it had none yet.
+search goes on. A trial interrupted with the search is run again by the same command (the time
+budget it started with included): app.train resumes it from its backup, its clock going on, or
+it starts over if it had none yet.
 """
 
 import csv
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 
+import yaml
 from keras_tuner import errors
 
 from app.core import files
@@ -69,7 +71,9 @@ def trial_values(plan, values):
   return chosen
 
 
-def command(plan, values, run_dir):
+def command(plan, values, run_dir, started_budget=None):
+  """The trial's app.train command line. `started_budget`: the train.time_budget_seconds an
+  interrupted trial started with (_started_budget), which its resumption keeps."""
   search = plan.search
   args = [sys.executable, "-m", "app.train", f"--config={plan.recipe}"]
   args += [override_flag(k, v) for k, v in plan.overrides.items()]
@@ -77,9 +81,27 @@ def command(plan, values, run_dir):
   args += [override_flag("data.validation_split", search.validation_split),
            override_flag("export.enabled", False), f"--output_dir={run_dir}"]
   budget = min(search.trial_time_budget_seconds or math.inf, plan.seconds_left())
+  if started_budget is not None:  # resumed: its clock goes on from its backup, its budget too
+    budget = started_budget or math.inf
   if budget < math.inf:  # the trial's own cap, or what is left of the search's
     args.append(override_flag("train.time_budget_seconds", round(max(budget, 1.0), 1)))
   return args
+
+
+def _started_budget(run_dir):
+  """The train.time_budget_seconds (0 = none) of the interrupted trial app.train will resume in
+  `run_dir` (its config.yaml), or None when there is none. The search's time left has changed
+  since it started, and app.train resumes a run only under the settings it started with; its
+  clock goes on from the backup (app/train/callbacks.py Timing), so that budget still caps the
+  trial's whole training."""
+  path = os.path.join(run_dir, "config.yaml")
+  if not (os.path.isfile(path) and os.path.exists(os.path.join(run_dir, "backup", "state.json"))):
+    return None
+  try:
+    with open(path) as f:
+      return float(yaml.safe_load(f)["train"]["time_budget_seconds"])
+  except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+    return None  # app.train says what is wrong with it
 
 
 def environment():
@@ -145,11 +167,12 @@ def run(plan, trial_id, values, tuner_id):
   trial_dir = os.path.join(plan.search_dir, "trials", trial_id)
   run_dir, log_path = os.path.join(trial_dir, "run"), os.path.join(trial_dir, "train.log")
   os.makedirs(trial_dir, exist_ok=True)
-  args = command(plan, values, run_dir)
+  finished = _prepare(run_dir)
+  args = command(plan, values, run_dir, _started_budget(run_dir))
   record = {"trial_id": trial_id, "tuner_id": tuner_id, "values": values, "command": args}
   start = time.time()
   returncode = 0
-  if not _prepare(run_dir):  # a trial finished before an interruption is not trained twice
+  if not finished:  # a trial finished before an interruption is not trained twice
     with open(log_path, "a") as log:
       returncode = subprocess.run([sys.executable, "-c", _DIE_WITH_PARENT] + args[1:],
                                   env=environment(), stdout=log, stderr=subprocess.STDOUT,
@@ -160,7 +183,7 @@ def run(plan, trial_id, values, tuner_id):
   if returncode:
     reason = f"app.train exited with status {returncode}: {_reason(log_path)}"
   elif _diverged(rows):
-    reason = f"diverged: {_diverged(rows)} (app.train's guard stops on a NaN batch loss only)"
+    reason = f"diverged: {_diverged(rows)} (app.train's divergence guard stopped it)"
   elif score is None or score != score:  # no validated epoch, or NaN
     reason = "no finite validation accuracy (diverged?); see train.log"
   else:

@@ -3,14 +3,17 @@ with model.evaluate; optional flip TTA and exported models; bad input is one lin
 
 import json
 import os
+import shutil
 
 import keras
 import pytest
 
 from app.core.run_dir import RunDir
 from app.models import load_model
+from app.serving import integrity
 from app.serving.runs import load_data
 from tests import commands
+from tests.serving import crafted
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT_FILES = {"report.md", "report.json", "confusion_matrix.png", "worst_mistakes.png",
@@ -51,7 +54,8 @@ def test_an_export_with_flip_tta_and_a_second_report_beside_the_first(trained_ru
   first = os.path.join(trained_run.run_dir, "evaluation")
   os.makedirs(first, exist_ok=True)  # as if evaluated before: it must stay as it is
   before = sorted(os.listdir(first))
-  result = run_evaluate(f"--model={trained_run.export_path}", "--tta_flip", "--limit=200")
+  result = run_evaluate(f"--model={trained_run.export_path}", f"--run_dir={trained_run.run_dir}",
+                        "--tta_flip", "--limit=200")
   assert result.returncode == 0, result.stderr[-3000:]
   second = os.path.join(trained_run.run_dir, "evaluation-2")
   assert set(os.listdir(second)) == REPORT_FILES
@@ -79,9 +83,38 @@ def test_bad_input_is_one_line_exit_2(trained_run, tmp_path, unsafe_keras_file, 
   assert sorted(os.listdir(trained_run.run_dir)) == before
 
 
+def _refused_in_one_line(result, *words):
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and all(w in last for w in words), last
+
+
+def test_a_hostile_export_neither_runs_nor_chooses_where_the_report_goes(trained_run, tmp_path):
+  """Issue 19 (12): a SavedModel whose signature calls tf.io.write_file ran under app.evaluate,
+  and the report went into whatever run_dir the model's metadata.json named."""
+  marker, victim = tmp_path / "written_by_the_model", tmp_path / "victim"
+  victim.mkdir()
+  hostile = crafted.hostile_saved_model(str(tmp_path / "hostile"), trained_run.export_path,
+                                        str(marker))
+  crafted.edit_metadata(hostile, run_dir=str(victim))
+  _refused_in_one_line(run_evaluate(f"--model={hostile}", f"--report_dir={tmp_path / 'report'}"),
+                       "was not written by this application", "--trust_model")
+  assert not marker.exists() and not (tmp_path / "report").exists()
+  # Even trusted, and even for an export of ours, the report never goes where metadata points.
+  for model, trust in ((hostile, ["--trust_model"]), (trained_run.export_path, [])):
+    copy = shutil.copytree(model, tmp_path / "copy")
+    if not trust:  # our own export, its metadata pointing at the victim (hash recomputed)
+      crafted.edit_metadata(str(copy), run_dir=str(victim))
+      integrity.write(str(copy))
+    _refused_in_one_line(run_evaluate(f"--model={copy}", *trust), "no place for the report",
+                         "--report_dir")
+    assert os.listdir(victim) == []
+    shutil.rmtree(copy)
+
+
 def test_help_documents_every_flag():
   result = run_evaluate("--help")
   assert result.returncode == 0
   for flag in ("--run_dir", "--model", "--split", "--tta_flip", "--report_dir", "--dataset",
-               "--data_dir", "--limit", "--batch_size", "--worst"):
+               "--data_dir", "--limit", "--batch_size", "--worst", "--trust_model"):
     assert flag in result.stdout, flag

@@ -24,3 +24,12 @@ def test_bad_bounds_are_one_line_exit_2(tmp_path):
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("error: need 0 < min_lr < max_lr")
   assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_the_sweep(tmp_path):
+  (tmp_path / "a_file").write_text("not a folder\n")
+  result = run("--steps=40", f"--output_dir={tmp_path / 'a_file'}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: output dir {tmp_path / 'a_file'} is a file, not a folder; pass a folder to "
+      "--output_dir")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests import commands
+from tests.serving import crafted
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
@@ -111,8 +112,25 @@ def test_bad_input_is_one_line_exit_2(trained_run, jpegs, tmp_path, args, expect
   assert last.startswith("error: ") and expected in last, last
 
 
+def test_a_hostile_saved_model_is_refused_in_one_line_and_never_runs(trained_run, jpegs,
+                                                                     tmp_path):
+  """Issue 19 (12): a SavedModel whose signature calls tf.io.write_file, with our metadata copied
+  in, wrote its file through app.predict. Refused unless --trust_model, which runs it."""
+  marker = tmp_path / "written_by_the_model"
+  hostile = crafted.hostile_saved_model(str(tmp_path / "hostile"), trained_run.export_path,
+                                        str(marker))
+  result = run_predict(f"--model={hostile}", jpegs[0])
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert "was not written by this application" in last and "--trust_model" in last, last
+  assert result.stdout == "" and not marker.exists()
+  trusted = run_predict(f"--model={hostile}", "--trust_model", jpegs[0])
+  assert trusted.returncode == 0, trusted.stderr[-3000:]
+  assert marker.exists()  # the user's consent: the graph ran
+
+
 def test_help_documents_every_flag():
   result = run_predict("--help")
   assert result.returncode == 0
-  for flag in ("--model", "--top_k", "--format", "--batch_size"):
+  for flag in ("--model", "--top_k", "--format", "--batch_size", "--trust_model"):
     assert flag in result.stdout, flag

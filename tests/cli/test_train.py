@@ -106,7 +106,9 @@ def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir)
       f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}")
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-  assert (metrics["num_train"], metrics["num_test"], metrics["test_split"]) == (1000, 200, "test")
+  # The default holds 10% of train/ out for validation; test/ is the test split.
+  assert (metrics["num_train"], metrics["num_validation"], metrics["num_test"],
+          metrics["test_split"]) == (900, 100, 200, "test")
   assert len(metrics["class_names"]) == 10
 
 
@@ -162,6 +164,14 @@ BAD_INPUTS = {
                                     "warmup_epochs=3.0 must be >= 0 and shorter than"),
     "zero learning rate": (["--learning_rate=0"], "learning_rate"),
     "one fold": (["--cv_folds=1"], "cv_folds=1: cross-validation needs at least 2 folds"),
+    # Issue 19 (4): validating on the test split (the speedrun convention), nothing may select.
+    "early stopping on the test split": (
+        ["--config.data.validation_split=0", "--config.train.early_stopping_patience=2"],
+        "train.early_stopping_patience=2 would select on the test split (data.validation_split=0 "
+        "validates on it); pass --config.data.validation_split=0.1"),
+    "plateau on the test split": (
+        ["--config.data.validation_split=0", "--config.optim.schedule=plateau"],
+        "optim.schedule='plateau' would select on the test split"),
 }
 
 
@@ -178,3 +188,56 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and expected in last, last
   assert not run_dir.exists() and not exports.exists()
+
+
+# === Issue 19 (14-17): bad input refused before training, in one line ===
+
+QUICK = ["--model=simple_cnn", "--mixed_precision=float32", "--epochs=1", "--batch_size=64",
+         "--config.data.limit=256"]
+BAD_RECIPE_FILES = {
+    "syntax error": ("def get_config(:\n", "syntax error on line 1"),
+    "sys.exit": ("import sys\nsys.exit(0)\n", "it called sys.exit(0) while loading (line 2)"),
+}
+REFUSED_BEFORE_TRAINING = {
+    "recipe with a syntax error": (["--config={work}/syntax error.py"], "syntax error on line 1"),
+    "recipe calling sys.exit": (["--config={work}/sys.exit.py"], "called sys.exit(0)"),
+    "negative seed": (["--seed=-1"], "seed must be in [0, 2**32 - 1]; received -1"),
+    "export dir a file": (["--export_dir={work}/a_file"], "export dir {work}/a_file is a file"),
+    "first file undecodable": (
+        ["--dataset=folder", "--data_dir={work}/photos", "--batch_size=4"],
+        "1 file(s) cannot be decoded as images: {work}/photos/train/a/0.png"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BEFORE_TRAINING))
+def test_bad_input_is_refused_before_training(case, tmp_path):
+  """Each was a traceback (a recipe's SyntaxError; keras.utils.set_random_seed's ValueError; an
+  undecodable first file, read for the size before the data check), a silent exit status 0 (a
+  recipe's sys.exit) or a traceback after the whole run (an --export_dir that is a file)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for name, (text, _) in BAD_RECIPE_FILES.items():
+    (tmp_path / f"{name}.py").write_text(text)
+  (tmp_path / "a_file").write_text("")
+  for name in ("a", "b"):
+    (tmp_path / "photos" / "train" / name).mkdir(parents=True)
+    for i in range(3):
+      Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "train" / name / f"{i}.png")
+  (tmp_path / "photos" / "train" / "a" / "0.png").write_bytes(b"junk")
+  args, expected = REFUSED_BEFORE_TRAINING[case]
+  args = [a.format(work=tmp_path) for a in args]
+  result = run_train(*args, *QUICK, f"--output_dir={tmp_path / 'run'}")
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and expected.format(work=tmp_path) in last, last
+  assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_a_loss_exploding_in_the_first_epoch_stops_the_run(tmp_path):
+  """SGD at rate 1 reached a loss of 3.3e16 in epoch 1, then exited 0 (DivergenceGuard's
+  reference was that epoch's own mean)."""
+  result = run_train(*QUICK, "--optimizer=sgd", "--learning_rate=1", "--config.data.limit=512",
+                     "--config.export.enabled=false", f"--output_dir={tmp_path / 'run'}")
+  assert result.returncode == 2, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: training diverged at epoch 1, step "), last

@@ -46,11 +46,13 @@ def test_diverging_trial_fails_the_search_goes_on_and_the_best_recipe_retrains(t
   assert "diverged" in rows["100000000.0"]["reason"]
   assert rows["0.05"]["status"] == "COMPLETED" and rows["0.05"]["rank"] == "1"
   assert "| 2 | " in (search_dir / "leaderboard.md").read_text()
-  # best_recipe.py is an app.train recipe: --retrain trained it on the whole training split.
+  # best_recipe.py is an app.train recipe: --retrain trained it as the base recipe validates
+  # (the default holds 10% of the 512 training images out for best.keras, never the test split).
   recipe = (search_dir / "best_recipe.py").read_text()
   assert "config.optim.learning_rate = 0.05" in recipe
   metrics = json.loads((search_dir / "retrain" / "metrics.json").read_text())
-  assert metrics["num_train"] == 512 and metrics["export_path"].startswith(str(exports))
+  assert (metrics["num_train"], metrics["num_validation"]) == (461, 51)
+  assert metrics["selected_on"] == "validation" and metrics["export_path"].startswith(str(exports))
   # The same command again resumes the finished search: nothing is trained twice.
   again = tune(search_dir, *args)
   assert again.returncode == 0, again.stderr[-3000:]
@@ -134,3 +136,12 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
   assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr[-3000:]
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "search").exists()
+
+
+def test_a_search_dir_that_is_a_file_is_refused_in_one_line(tmp_path):
+  (tmp_path / "a_file").write_text("not a folder\n")
+  result = tune(tmp_path / "a_file", LEARNING_RATE)
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: search dir {tmp_path / 'a_file'} is a file, not a folder; pass a folder to "
+      "--search_dir")

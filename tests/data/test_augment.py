@@ -214,3 +214,12 @@ def test_validate_refuses_saturation_with_data_channels_1_on_host_and_device():
     config.data[key] = "color_jitter(saturation=0.3)"
     with pytest.raises(UsageError, match="needs RGB images"):
       config_lib.validate(config)
+
+
+@pytest.mark.parametrize("alpha", [0, -1, "0.2"])
+def test_mixup_needs_a_positive_alpha(alpha):
+  """Issue 19 (16): Keras's MixUp took alpha <= 0, and Beta(alpha, alpha) made every label NaN."""
+  with pytest.raises(UsageError, match=r"augmentation .mixup\(alpha=.*\).: alpha must be a number "
+                     r"> 0 \(e.g. 0.2\)"):
+    augment.parse(f"mixup(alpha={alpha!r})")
+  assert augment.parse("mixup(alpha=0.4)").ops[0].mixes_labels

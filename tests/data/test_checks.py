@@ -86,7 +86,8 @@ def test_skip_drops_bad_files_and_reports_everything(messy_folder):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_format_passes_the_check_and_reaches_the_batches(every_format_folder, channels):
   """channels=1 refused valid BMPs and GIFs as undecodable (and on_bad_file=skip dropped them)."""
-  data = data_config(every_format_folder, channels=channels)  # on_bad_file="fail"
+  # on_bad_file="fail"; all 8 training images train (none held out for validation)
+  data = data_config(every_format_folder, channels=channels, validation_split=0.0)
   source, report = checks.check_source(DATASETS.get("folder")(data), data, seed=0)
   assert report["images"] == {"train": 8, "test": 8} and not report["skipped_undecodable_files"]
   built = pipeline.build(source, data, 8, seed=0)
@@ -97,7 +98,7 @@ def test_every_format_passes_the_check_and_reaches_the_batches(every_format_fold
 
 def test_the_report_counts_the_images_a_limit_keeps(cifar_mini_dir):
   """The report counted every image of every class whatever data.limit kept."""
-  data = data_config(cifar_mini_dir, limit=50)
+  data = data_config(cifar_mini_dir, limit=50, validation_split=0.0)  # all 50 kept train
   source, report = checks.check_source(DATASETS.get("folder")(data), data, seed=3)
   assert report["images"] == {"train": 50, "test": 50}
   assert report["train_images_per_class"] == {name: 5 for name in source.class_names}
@@ -152,7 +153,33 @@ def test_a_grayscale_folder_run_trains_every_format_and_prints_no_deprecation(ev
   run = _train("--dataset=folder", f"--data_dir={every_format_folder}", "--config.data.channels=1",
                "--epochs=1", "--model=simple_cnn", "--config.model.width=4", "--batch_size=4",
                "--mixed_precision=float32", "--config.optim.warmup_epochs=0",
+               "--config.data.validation_split=0",  # all 8 images (every format) train
                f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'export'}")
   assert run.returncode == 0, run.stderr[-3000:]
   assert "deprecated" not in run.stdout + run.stderr, run.stderr[-3000:]
   assert json.load(open(tmp_path / "run" / "metrics.json"))["num_train"] == 8
+
+
+# === Issue 19 (14): a test split with nothing to evaluate is refused before training ===
+
+
+@pytest.mark.parametrize("test_files", ["undecodable", "none"])
+def test_a_test_split_without_decodable_images_is_refused(tmp_path, test_files):
+  """It trained, then evaluation crashed: skipping every test file left an empty split, and
+  empty test class folders gave a float64 path array (a ReadFile TypeError)."""
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    for name in ("a", "b"):
+      folder = tmp_path / split / name
+      folder.mkdir(parents=True)
+      for i in range(2 if split == "test" and test_files == "undecodable" else
+                     0 if split == "test" else 3):
+        if split == "test":
+          (folder / f"{i}.png").write_bytes(b"junk")
+        else:
+          Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  data = data_config(tmp_path, on_bad_file="skip", image_size=8)
+  count = 4 if test_files == "undecodable" else 0
+  with pytest.raises(UsageError, match=rf"the test split holds no decodable images \({count} image "
+                     r"file\(s\) in .*test\); add images .*--config.data.validation_split=0.1"):
+    checks.check_source(DATASETS.get("folder")(data), data, seed=0)

@@ -145,3 +145,40 @@ def test_the_serving_graph_gives_the_pipelines_pixels(tmp_path):
     ]
     for output in outputs:
       np.testing.assert_array_equal(output["probabilities"].numpy(), expected)
+
+
+# === Issue 19 (14, 16): sizes read from headers, and bounded by memory ===
+
+
+def test_stored_sizes_reads_headers_without_decoding(tmp_path):
+  """A 16000 x 16000 header is measured (Pillow's decompression-bomb guard off, no pixels read);
+  a file that is no image is None."""
+  import struct  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+  chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
+                              + struct.pack(">I", zlib.crc32(kind + data)))
+  header = struct.pack(">IIBBBBB", 16000, 12000, 8, 2, 0, 0, 0)  # width, height, RGB 8-bit
+  (tmp_path / "huge.png").write_bytes(  # the signature, IHDR and an empty IDAT: no pixels at all
+      b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b""))
+  Image.new("L", (5, 3)).save(tmp_path / "small.gif")
+  (tmp_path / "junk.jpg").write_bytes(b"junk")
+  assert images.stored_sizes([str(tmp_path / n) for n in ("huge.png", "small.gif", "junk.jpg")]) \
+      == [(12000, 16000), (3, 5), None]
+  assert Image.MAX_IMAGE_PIXELS  # the guard is back on
+
+
+def test_a_batch_or_resized_data_set_too_large_for_memory_is_refused(monkeypatch):
+  """Fashion-MNIST resized to 100000 x 100000 was a numpy MemoryError traceback; a folder of
+  huge photos a ResourceExhausted one."""
+  from app.core import memory  # pylint: disable=g-import-not-at-top
+  from app.core.errors import UsageError  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(memory, "machine_bytes", lambda: 2**30)
+  with pytest.raises(UsageError, match=r"^one batch of 128 float32 images of 16000x16000x3 \(their "
+                     r"size as stored\) needs at least 366.2 GB of memory, more than this "
+                     r"machine's 1.0 GB; pass --config.data.image_size=SIDE to resize them \(or lower "
+                     r"--batch_size\)$"):
+    images.require_batch_fits((16000, 16000, 3), 128, as_stored=True)
+  images.require_batch_fits((224, 224, 3), 128)
+  with pytest.raises(UsageError, match=r"^2 images resized to 30000x30000x1 in memory needs at "
+                     r"least 1.7 GB .*; lower --config.data.image_size$"):
+    images.fit_arrays(np.zeros((2, 28, 28, 1), np.uint8), (30000, 30000, 1))

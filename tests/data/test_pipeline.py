@@ -42,9 +42,10 @@ def test_batches_are_float_pixels_and_one_hot_labels(fashion_mnist, limited):
   assert labels.shape == (128, 10) and labels.dtype == np.float32
   np.testing.assert_array_equal(labels.sum(axis=1), np.ones(128))
   assert set(np.unique(labels)) == {0.0, 1.0}
-  assert data.steps_per_epoch == 8  # ceil(1000 / 128): the last, short batch counts
-  assert data.num_train == 1000 and data.num_validation == 1000 and data.num_test == 1000
-  assert count(data.train) == 1000 and count(data.validation) == 1000
+  assert data.steps_per_epoch == 8  # ceil(900 / 128): the last, short batch counts
+  # By default 10% of the training images are held out for validation, never the test split.
+  assert data.num_train == 900 and data.num_validation == 100 and data.num_test == 1000
+  assert count(data.train) == 900 and count(data.validation) == 100
   assert data.image_shape == (28, 28, 1) and data.test_split == "test"
   assert data.class_names == fashion_mnist.class_names
   assert data.mean.shape == (1,) and data.variance.shape == (1,)
@@ -53,6 +54,7 @@ def test_batches_are_float_pixels_and_one_hot_labels(fashion_mnist, limited):
 
 def test_train_batches_hold_the_source_images(fashion_mnist, limited):
   """One epoch is a permutation of the `limit` images kept, each with its own label."""
+  limited.validation_split = 0.0  # every image kept trains (the default holds 10% out)
   data = pipeline.build(fashion_mnist, limited, 1000, seed=0)
   images, labels = first_batch(data.train)
   kept = fashion_mnist.train.limited(1000, seed=0)
@@ -62,6 +64,7 @@ def test_train_batches_hold_the_source_images(fashion_mnist, limited):
 
 
 def test_drop_remainder_steps(fashion_mnist, limited):
+  limited.validation_split = 0.0  # all 1000 images train; validation is the test split
   data = pipeline.build(fashion_mnist, limited, 128, seed=0, drop_remainder=True)
   assert data.steps_per_epoch == 7
   assert count(data.train) == 7 * 128
@@ -93,7 +96,7 @@ def test_split_validation_is_disjoint_covering_and_seeded():
 @pytest.mark.parametrize("fraction", [0.001, 0.999])
 def test_split_validation_refuses_an_empty_side(fraction):
   examples = Examples(labels=np.arange(50, dtype=np.int32))
-  with pytest.raises(UsageError, match="empty split"):
+  with pytest.raises(UsageError, match="leaves an empty validation split"):
     pipeline.split_validation(examples, fraction, seed=0)
 
 
@@ -108,10 +111,13 @@ def test_same_seed_same_order_other_seed_other_order(fashion_mnist, limited):
 
 def test_evaluation_splits_keep_source_order(fashion_mnist, limited):
   data = pipeline.build(fashion_mnist, limited, 64, seed=7)
-  images, labels = first_batch(data.validation)
-  kept = fashion_mnist.test.limited(1000, seed=7)
-  np.testing.assert_array_equal(images, kept.images[:64].astype(np.float32))
-  np.testing.assert_array_equal(labels.argmax(axis=1), kept.labels[:64])
+  # The test split, and the validation part held out of train (in the order of train).
+  held_out = pipeline.split_validation(fashion_mnist.train.limited(1000, seed=7), 0.1, seed=7)[1]
+  for split, kept in ((data.test, fashion_mnist.test.limited(1000, seed=7)),
+                      (data.validation, held_out)):
+    images, labels = first_batch(split)
+    np.testing.assert_array_equal(images, kept.images[:64].astype(np.float32))
+    np.testing.assert_array_equal(labels.argmax(axis=1), kept.labels[:64])
 
 
 def small_source(test):
@@ -122,15 +128,21 @@ def small_source(test):
 
 
 def test_source_without_test_needs_validation_split(data_config):
+  data_config.validation_split = 0.0
   with pytest.raises(UsageError, match="validation_split"):
     pipeline.build(small_source(test=False), data_config, 8, seed=0)
 
 
-def test_source_without_test_reports_on_validation(data_config):
+def test_source_without_test_holds_out_a_test_part_apart_from_validation(data_config):
+  """What selects (best.keras, early stopping) sees the validation part; the test figures come
+  from another held-out part, never seen in training or selection."""
   data_config.validation_split = 0.25
   data = pipeline.build(small_source(test=False), data_config, 8, seed=0)
-  assert data.num_train == 30 and data.num_validation == 10 and data.num_test == 10
-  assert data.test_split == "validation"
+  assert data.num_test == 10 and data.num_validation == 8 and data.num_train == 22  # 40 images
+  assert data.test_split == "held_out_test"
+  pixels = lambda ds: {i.tobytes() for x, _ in ds for i in x.numpy().astype(np.uint8)}
+  train, validation, test = pixels(data.train), pixels(data.validation), pixels(data.test)
+  assert not train & test and not validation & test and not train & validation
 
 
 def test_batch_larger_than_train_with_drop_remainder(data_config):
@@ -140,6 +152,7 @@ def test_batch_larger_than_train_with_drop_remainder(data_config):
 
 def test_augment_applies_to_train_only(data_config):
   data_config.augment = "crop(pad=5)"  # pad = side: most windows hold padding zeros
+  data_config.validation_split = 0.0  # validation is the (whole) test split, in one batch
   source = small_source(test=True)
   data = pipeline.build(source, data_config, 40, seed=0)
   train_images, _ = first_batch(data.train)
@@ -150,6 +163,7 @@ def test_augment_applies_to_train_only(data_config):
 
 def test_folder_source_decodes_batches(cifar_mini_dir, data_config):
   data_config.data_dir = cifar_mini_dir
+  data_config.validation_split = 0.0  # all 1000 training images train
   source = DATASETS.get("folder")(data_config)
   data = pipeline.build(source, data_config, 50, seed=0)
   images, labels = first_batch(data.train)
@@ -192,6 +206,7 @@ def source_dirs(fashion_mnist, fashion_mnist_dir, cifar_mini_dir, tmp_path_facto
 def test_a_limit_keeps_every_class_share_of_every_source_seeded(name, source_dirs, data_config):
   """data.limit kept the first N examples: of a folder (listed class by class), the first classes."""
   data_config.name, data_config.data_dir, data_config.limit = name, source_dirs[name], 150
+  data_config.validation_split = 0.0  # class_counts: the whole limited training split
   source = sources.load(data_config)
   data = pipeline.build(source, data_config, 50, seed=5)
   test_labels = np.concatenate([labels.numpy().argmax(axis=1) for _, labels in data.test])

@@ -40,7 +40,7 @@ def test_determinism_switch_reaches_the_dataset_options(cifar_mini_dir):
 
 
 def test_balanced_class_weights_on_request(cifar_mini_dir):
-  config = config_for(cifar_mini_dir)
+  config = config_for(cifar_mini_dir, **{"data.validation_split": 0.0})  # all 150 train
   source = DATASETS.get("folder")(config.data)
   source.train = source.train.subset(np.arange(150))  # the first 150 files: 2 classes
   data = pipeline.build(source, config.data, 50, seed=0)

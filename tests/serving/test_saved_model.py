@@ -4,6 +4,7 @@ Keras model computes (resized, decoded and named in the graph), checked at expor
 import hashlib
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -14,10 +15,12 @@ from PIL import Image
 from app.data import images as images_lib
 from app.data import pipeline
 from app.data.sources import Examples
+from app.serving import integrity
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.core.errors import UsageError
 from configs import default
+from tests.serving import crafted
 
 CLASSES = ["ant", "bee", "cat"]
 
@@ -215,3 +218,89 @@ def test_metadata_is_json_with_the_recipe(tmp_path, model):
   path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {"config": recipe})
   with open(os.path.join(path, serving.METADATA_FILE)) as f:
     assert json.load(f)["config"]["export"]["dir"] == "saved_models"
+
+
+# === Issue 19 (12, 13): only exports of ours are loaded, every foreign file is one line ===
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory, model):
+  """One export of ours (no parity images: the quickest), copied by each test that changes it."""
+  return serving.export_saved_model(model, str(tmp_path_factory.mktemp("ours")), "tiny", CLASSES,
+                                    {"run_dir": "/nowhere/victim"})
+
+
+@pytest.fixture
+def copy_of_ours(ours, tmp_path):
+  return shutil.copytree(ours, str(tmp_path / "copy"))
+
+
+def test_the_export_records_the_sha256_of_every_file_and_loads_back(ours):
+  with open(os.path.join(ours, integrity.RECORD)) as f:
+    record = json.load(f)
+  assert record["writer"] == "convtrain" and record["algorithm"] == "sha256"
+  digests = tree_digest(ours)
+  del digests[integrity.RECORD]
+  assert record["files"] == digests
+  assert {"saved_model.pb", serving.METADATA_FILE} <= set(digests)
+  loaded, metadata = serving.load_export(ours)
+  assert metadata["class_names"] == CLASSES and "serve_bytes" in loaded.signatures
+
+
+def test_a_hostile_saved_model_is_refused_before_it_runs_unless_trusted(ours, tmp_path):
+  """Item 12: a SavedModel whose signatures call tf.io.write_file, with our metadata copied in,
+  ran when loaded and called; without --trust_model it is refused before TensorFlow parses it."""
+  marker = str(tmp_path / "written_by_the_model")
+  hostile = crafted.hostile_saved_model(str(tmp_path / "hostile"), ours, marker)
+  with pytest.raises(UsageError, match="not written by this application.*--trust_model"):
+    serving.load_export(hostile)
+  # Our integrity record copied in too: its saved_model.pb is not the one hashed.
+  shutil.copy(os.path.join(ours, integrity.RECORD),
+              os.path.join(hostile, integrity.RECORD))
+  with pytest.raises(UsageError, match=r"not as this application exported it \(.*saved_model.pb "
+                                       r"changed"):
+    serving.load_export(hostile)
+  assert not os.path.exists(marker)
+  loaded, _ = serving.load_export(hostile, trust=True)  # the user's explicit consent
+  loaded.signatures["serve_bytes"](image_bytes=tf.constant([b""]))
+  assert os.path.exists(marker)
+
+
+def _write(path, name, data, mode="w"):
+  with open(os.path.join(path, name), mode) as f:
+    f.write(data)
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda p: _write(p, "saved_model.pb", b"\0", "ab"), "saved_model.pb changed"),
+    (lambda p: os.remove(os.path.join(p, "fingerprint.pb")), "fingerprint.pb missing"),
+    (lambda p: _write(p, os.path.join("variables", "extra"), "x"), "variables/extra added"),
+    (lambda p: crafted.edit_metadata(p, class_names=["a", "b"]), "metadata.json changed"),
+    (lambda p: _write(p, integrity.RECORD, '{"writer": "conv'),
+     "export integrity record .*integrity.json is damaged"),
+    (lambda p: _write(p, integrity.RECORD, '{"files": []}'),
+     "integrity.json is not an integrity record of this application"),
+])
+def test_a_changed_export_is_refused_naming_what_changed(copy_of_ours, change, expected):
+  change(copy_of_ours)
+  with pytest.raises(UsageError, match=expected):
+    serving.load_export(copy_of_ours)
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda p: _write(p, "saved_model.pb", b"garbage" * 10, "wb"),
+     "cannot load .* as a SavedModel \\(OSError: Cannot parse"),
+    (lambda p: _write(p, serving.METADATA_FILE, '{"class_na'),
+     "export metadata .*metadata.json is damaged or not ours"),
+    (lambda p: _write(p, serving.METADATA_FILE, '["a"]'),
+     "metadata.json does not hold a dict"),
+    (lambda p: crafted.edit_metadata(p, class_names=None), "has no list of class names"),
+    (lambda p: crafted.edit_metadata(p, input_shape=[12, 12]), "has no input_shape"),
+    (lambda p: crafted.edit_metadata(p, class_names=["a", "b", "c", "d"]),
+     "names 4 classes but the model outputs 3 probabilities per image"),
+])
+def test_damaged_files_of_a_trusted_export_are_one_line_errors(copy_of_ours, change, expected):
+  """Item 13: with --trust_model the hash is not checked, but a garbage graph or metadata (or a
+  class list that does not fit the outputs: wrong labels, silently) is still one UsageError."""
+  change(copy_of_ours)
+  with pytest.raises(UsageError, match=expected):
+    serving.load_export(copy_of_ours, trust=True)

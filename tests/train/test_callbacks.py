@@ -1,10 +1,12 @@
 """TimeBudget: a run stops cleanly once its clock passes train.time_budget_seconds. Lookahead:
 airbench's slow-weight average, synced every k steps, ending on the slow weights."""
 
+import time
 import types
 
 import keras
 import numpy as np
+import pytest
 
 from app.train import callbacks
 from app.optim import averaging
@@ -96,3 +98,99 @@ def test_early_stopping_says_so_when_it_restores_an_earlier_epoch_at_the_end(cap
   assert messages == [
       "early stopping: val_accuracy peaked at epoch 2 (0.7) and the run ended at epoch 3; "
       "restored epoch 2's weights"]
+
+
+def test_a_resumed_clock_goes_on_from_its_backup():
+  """A resumed run restarted its clock (elapsed_seconds 15.0 -> 5.2), and one with nothing left
+  to train had none at all (TypeError: float - NoneType)."""
+  killed = callbacks.Timing()
+  killed.start = time.perf_counter() - 15.0  # fit began 15 s ago
+  killed.train_seconds_per_epoch = [6.0, 6.0]
+  state = dict(killed.state(), epoch=2, batches_done=3)
+  assert state["elapsed_seconds"] == pytest.approx(15.0, abs=0.1)
+  resumed = callbacks.Timing()
+  resumed.resume(state)
+  assert resumed.elapsed_seconds == pytest.approx(15.0, abs=0.1)  # before its own fit begins
+  resumed.on_train_begin()
+  logs = {}
+  resumed.on_epoch_begin(2)
+  resumed.on_epoch_end(2, logs)
+  assert logs["elapsed_seconds"] >= state["elapsed_seconds"]
+  assert len(resumed.train_seconds_per_epoch) == 3 and resumed.batches_skipped == 3
+  assert resumed.resumes == [{"epoch": 2, "batches_done": 3, "trained": False,
+                              "elapsed_seconds": state["elapsed_seconds"]}]
+  again = callbacks.Timing()  # killed again before its next backup, resumed from the same one
+  again.resume(dict(resumed.state(), epoch=3, batches_done=0))
+  assert again.batches_skipped == 3 and len(again.resumes) == 2
+
+
+def test_a_resumed_run_forgets_the_rows_written_after_its_backup_and_a_row_cut_short(tmp_path):
+  path = tmp_path / callbacks.HISTORY_CSV
+  path.write_text("epoch,loss,val_loss\r\n0,2.0,NA\r\n1,1.5,1.6\r\n2,1.2,1.3\r\n3,1.")
+  callbacks.forget_epochs(str(tmp_path), 2)  # the run resumes in epoch 3
+  assert path.read_bytes() == b"epoch,loss,val_loss\r\n0,2.0,NA\r\n1,1.5,1.6\r\n"
+  assert callbacks.read_history(str(tmp_path)) == {"loss": [2.0, 1.5], "val_loss": [1.6]}
+  path.write_bytes(path.read_bytes() + b"2,1.")  # killed mid-row: the rerun resumes in epoch 3
+  callbacks.forget_epochs(str(tmp_path), 2)
+  assert path.read_bytes() == b"epoch,loss,val_loss\r\n0,2.0,NA\r\n1,1.5,1.6\r\n"
+
+
+# === Issue 19 (17): divergence in the first epoch, NaN validation, the last good checkpoint ===
+
+
+def _ten_class_model():
+  inputs = keras.Input((4,))
+  return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs))
+
+
+def test_a_loss_exploding_in_the_first_epoch_is_divergence():
+  """The reference was the first epoch's mean loss, so nothing was caught within it: 2.9e16 and
+  exit 0. Until an epoch ends, the ceiling is factor x max(first batch, ln(classes))."""
+  guard = callbacks.DivergenceGuard(factor=10.0)
+  guard.set_model(_ten_class_model())
+  guard.model.stop_training = False  # fit sets it
+  guard.on_train_begin()
+  guard.on_epoch_begin(0)
+  guard.on_train_batch_end(0, {"loss": 2.2})
+  guard.on_train_batch_end(1, {"loss": 21.0})  # below 10 x ln(10) = 23.0
+  assert not guard.diverged and not guard.model.stop_training
+  guard.on_train_batch_end(2, {"loss": 2.9e16})
+  assert guard.diverged == "epoch 1, step 3 (loss 2.9e+16)" and guard.model.stop_training
+
+
+def _checkpointed_epoch(guard, checkpoint, epoch, logs, weight):
+  guard.model.stop_training = False
+  guard.on_epoch_begin(epoch)
+  guard.model.set_weights([np.full_like(w, weight) for w in guard.model.get_weights()])
+  for callback in (guard, checkpoint):  # callbacks.build's order: the guard first
+    callback.on_epoch_end(epoch, logs)
+
+
+def test_a_nan_validation_loss_is_divergence_and_last_keras_stays_the_finite_epoch(tmp_path):
+  """An epoch with a NaN val_loss was saved as last.keras, the checkpoint on_divergence=retry
+  reloads as the last good one."""
+  from app.models import load_model  # pylint: disable=g-import-not-at-top
+  model, guard = _ten_class_model(), callbacks.DivergenceGuard(factor=10.0)
+  checkpoint = callbacks.AtomicCheckpoint(str(tmp_path), guard)
+  for callback in (guard, checkpoint):
+    callback.set_model(model)
+  _checkpointed_epoch(guard, checkpoint, 0, {"loss": 2.0, "val_loss": 1.5, "val_accuracy": 0.5},
+                      0.25)
+  assert not guard.diverged and guard.reference == 2.0
+  _checkpointed_epoch(guard, checkpoint, 1, {"loss": 1.9, "val_loss": float("nan"),
+                                             "val_accuracy": 0.1}, 7.0)
+  assert guard.diverged == "epoch 2, validation (val_loss nan)" and model.stop_training
+  saved = load_model(str(tmp_path / "last.keras")).get_weights()
+  assert all((w == 0.25).all() for w in saved)  # epoch 1's, not the NaN-validated epoch 2's
+
+
+def test_an_epoch_not_validated_with_weights_not_finite_is_divergence():
+  model, guard = _ten_class_model(), callbacks.DivergenceGuard(factor=10.0)
+  guard.set_model(model)
+  guard.on_epoch_end(0, {"loss": 2.0})  # validation_every_epochs > 1: no val_loss this epoch
+  assert not guard.diverged and guard.reference == 2.0
+  model.set_weights([np.full_like(w, np.inf) for w in model.get_weights()])
+  model.stop_training = False
+  guard.on_epoch_begin(1)
+  guard.on_epoch_end(1, {"loss": 2.0})
+  assert guard.diverged == "epoch 2, its end (weights not finite)" and model.stop_training

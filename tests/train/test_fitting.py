@@ -254,3 +254,14 @@ def test_steps_per_execution_that_does_not_divide_the_epoch_keeps_epochs_whole(t
   assert "steps_per_execution=2 does not divide the 3 steps of an epoch; using 1" in caplog.text
   model = load_model(os.path.join(config.output_dir, "checkpoints", "last.keras"))
   assert int(model.optimizer.iterations) == 6
+
+
+@pytest.mark.parametrize("first, last, skip, spans", [
+    (0, 3, 0, [(0, 3, 0)]),
+    (1, 3, 5, [(1, 2, 5), (2, 3, 0)]),  # mid-epoch: the rest of epoch 2 in a call of its own
+    (2, 3, 5, [(2, 3, 5)]),
+    (3, 3, 0, [(3, 3, 0)]),  # killed after the last epoch's backup: a fit of no epoch ends it
+])
+def test_fit_spans(first, last, skip, spans):
+  from app.train import fitting  # pylint: disable=g-import-not-at-top
+  assert fitting._fit_spans(first, last, skip) == spans

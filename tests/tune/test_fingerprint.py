@@ -48,3 +48,17 @@ def test_a_key_added_to_the_schema_later_resumes_at_its_default_only(tmp_path):
   config.optim.lookahead_every = 5
   with pytest.raises(UsageError, match=r"changed: optim.lookahead_every"):
     fingerprint.check_search_dir(plan.search_dir, fingerprint.fingerprint(config, plan), overwrite=False)
+
+
+@pytest.mark.parametrize("text", ['{"recipe": {"seed": 0', "", "[]"])
+def test_a_damaged_fingerprint_is_one_line_and_overwrite_still_starts_over(tmp_path, text):
+  """Issue 19 (13): a fingerprint.json cut short by a kill was a JSONDecodeError traceback."""
+  config, search_dir = tune_fashion_mnist.get_config(), tmp_path / "search"
+  plan = plan_for(config, search_dir)
+  parts = fingerprint.fingerprint(config, plan)
+  fingerprint.check_search_dir(plan.search_dir, parts, overwrite=False)
+  (search_dir / "fingerprint.json").write_text(text)
+  with pytest.raises(UsageError, match="search fingerprint .*fingerprint.json (is damaged|does "
+                                       "not hold).*; pass --overwrite to start the search over"):
+    fingerprint.check_search_dir(plan.search_dir, parts, overwrite=False)
+  fingerprint.check_search_dir(plan.search_dir, parts, overwrite=True)

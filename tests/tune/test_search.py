@@ -2,6 +2,8 @@
 refused before any trial."""
 
 import dataclasses
+import os
+import shutil
 import time
 
 import pytest
@@ -72,3 +74,40 @@ def test_every_kind_of_key_the_issue_names_can_be_searched(tmp_path):
   assert len(plan.params) == 12
   space = search.build_oracle(plan).hyperparameters
   assert space.get("model.batch_norm") in (True, False) and space.get("model.kernel_size") == 3
+
+
+@pytest.fixture(scope="module")
+def saved_search(tmp_path_factory):
+  """A search's KerasTuner state as a search leaves it after starting its first trial:
+  kerastuner/oracle.json, tuner0.json and trial_00/trial.json."""
+  config = tune_fashion_mnist.get_config()
+  search_dir = tmp_path_factory.mktemp("saved_search") / "search"
+  plan = plan_for(config, search_dir)
+  oracle = search.build_oracle(plan)
+  tuner = search.load_tuner(oracle, plan, plan.search_dir)
+  oracle.create_trial("tuner0")
+  tuner.save()
+  return config, search_dir
+
+
+@pytest.mark.parametrize("name,text,expected", [
+    ("oracle.json", '{"ongoing_trials": {', "oracle.json is damaged or not ours"),
+    ("tuner0.json", "", "tuner0.json is damaged or not ours"),
+    (os.path.join("trial_00", "trial.json"), '{"trial_id": "00", "hyperpar',
+     "trial_00/trial.json is damaged or not ours"),
+    ("oracle.json", "[]", "oracle.json does not hold a dict"),
+    ("oracle.json", "{}", r"cannot resume the search from its KerasTuner state in .*kerastuner "
+                          r"\(RuntimeError: Error reloading"),
+    (os.path.join("trial_00", "trial.json"), "{}", r"\(KeyError: 'trial_id'\)"),
+])
+def test_damaged_kerastuner_state_is_one_line_naming_the_file(saved_search, tmp_path, name, text,
+                                                               expected):
+  """Issue 19 (13): a KerasTuner state file cut short by a kill (or edited) was KerasTuner's
+  traceback; the line names the file and the fix."""
+  config, search_dir = saved_search
+  copy = shutil.copytree(search_dir, tmp_path / "search")
+  (copy / "kerastuner" / name).write_text(text)
+  plan = plan_for(config, copy)
+  with pytest.raises(UsageError, match=expected + ".*; pass --overwrite to start the search "
+                                                  "over"):
+    search.load_tuner(search.build_oracle(plan), plan, plan.search_dir)

@@ -3,24 +3,39 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from app.core.errors import UsageError
 from app.data import images as images_lib
 from app.data.sources import DATASETS, IMAGE_EXTENSIONS, Examples, Source, require_dir
 
+_SIZE_SAMPLE = 256  # image headers read, spread over the training files, to choose the size
+
+
+def _utf8(path):
+  """`path`, when it is valid UTF-8. TensorFlow reads file names as UTF-8 strings: a name in
+  another encoding (Python holds its undecodable bytes as surrogates) failed as a tensor with a
+  traceback, so it is refused here."""
+  try:
+    path.encode("utf-8")
+  except UnicodeEncodeError:
+    raise UsageError(
+        f"the name {os.fsencode(path)!r} is not valid UTF-8, which TensorFlow needs to read it; "
+        "rename it (e.g. convmv -f latin1 -t utf-8 -r --notest DIR) or move it out") from None
+  return path
+
 
 def _list_class_folder(root):
   """Class subfolders of root -> (class names, paths, labels); files with image extensions only."""
   class_names = sorted(
-      d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+      _utf8(d) for d in os.listdir(root)
+      if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
   paths, labels = [], []
   for label, name in enumerate(class_names):
     for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
       dirnames.sort()
       for filename in sorted(filenames):
         if filename.lower().endswith(IMAGE_EXTENSIONS):
-          paths.append(os.path.join(dirpath, filename))
+          paths.append(_utf8(os.path.join(dirpath, filename)))
           labels.append(label)
   return class_names, paths, labels
 
@@ -31,16 +46,26 @@ def _folder_examples(root, class_names):
     raise UsageError(
         f"class folders of {root} ({', '.join(found)}) differ from the training classes "
         f"({', '.join(class_names)}); give both splits the same class subfolders")
-  return Examples(labels=np.asarray(labels, np.int32), paths=np.asarray(paths))
+  return Examples(labels=np.asarray(labels, np.int32), paths=np.asarray(paths, str))
 
 
-def _image_shape_of(path, data):
-  """The shape images are resized to: --config.data.image_size, else the first image's size."""
+def _image_shape_of(paths, data, root):
+  """The shape images are resized to: --config.data.image_size, else the images' size as stored,
+  that of the median one by pixel count among up to _SIZE_SAMPLE headers spread over the files
+  (read without decoding: app.data.images.stored_sizes), so neither an undecodable file nor one
+  odd-sized image (a 16000 x 16000 photo among small ones) sets it for all."""
   channels = data.channels or 3
   if data.image_size:
     return (data.image_size, data.image_size, channels)
-  height, width = images_lib.decode(tf.io.read_file(path)).shape[:2]
-  return (int(height), int(width), channels)
+  spread = np.linspace(0, len(paths) - 1, min(len(paths), _SIZE_SAMPLE)).astype(int)
+  sample = [paths[i] for i in spread]
+  sizes = sorted((size for size in images_lib.stored_sizes(sample) if size),
+                 key=lambda size: (size[0] * size[1], size))
+  if not sizes:
+    raise UsageError(f"none of the {len(sample)} files read in {root} (e.g. {sample[0]}) opens as "
+                     "an image; fix or remove them")
+  height, width = sizes[len(sizes) // 2]
+  return (height, width, channels)
 
 
 @DATASETS.register("folder")
@@ -59,9 +84,9 @@ def load_folder(data):
         "put each class's images in a subfolder named after the class")
   if len(class_names) < 2:
     raise UsageError(f"{train_root} has {len(class_names)} class folder; a classifier needs 2 or more")
-  train = Examples(labels=np.asarray(labels, np.int32), paths=np.asarray(paths))
+  train = Examples(labels=np.asarray(labels, np.int32), paths=np.asarray(paths, str))
   test = None
   if has_splits and os.path.isdir(split_dirs["test"]):
     test = _folder_examples(split_dirs["test"], class_names)
-  shape = _image_shape_of(paths[0], data)
+  shape = _image_shape_of(paths, data, train_root)
   return Source(train, test, class_names, shape, f"image folder {data.data_dir}")

@@ -94,3 +94,39 @@ def test_folder_missing_dir(tmp_path, data_config):
 def test_folder_needs_data_dir(data_config):
   with pytest.raises(UsageError, match="data_dir"):
     DATASETS.get("folder")(data_config)
+
+
+# === Issue 19 (14): the folder's size, and names TensorFlow cannot read ===
+
+
+def _pngs(root, sides, classes=("a", "b")):
+  """root/<class>/NNN.png, one black RGB PNG of each side in `sides` per class."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for name in classes:
+    os.makedirs(root / name, exist_ok=True)
+    for i, side in enumerate(sides):
+      Image.new("RGB", (side, side)).save(root / name / f"{i:03d}.png")
+  return str(root)
+
+
+def test_the_size_as_stored_is_the_median_images_not_the_first_files(tmp_path, data_config):
+  """The first file in sort order set the size for all: an undecodable one was a traceback in
+  both on_bad_file modes, a huge one (2000 x 2000 here, 16000 x 16000 in the issue) made every
+  image that size."""
+  data_config.name, data_config.data_dir = "folder", _pngs(tmp_path, [2000, 16, 16, 16])
+  assert tuple(DATASETS.get("folder")(data_config).image_shape) == (16, 16, 3)
+  (tmp_path / "a" / "000.png").write_bytes(b"not an image")  # first, and undecodable
+  assert tuple(DATASETS.get("folder")(data_config).image_shape) == (16, 16, 3)
+  for name in ("a", "b"):
+    for path in (tmp_path / name).iterdir():
+      path.write_bytes(b"junk")
+  with pytest.raises(UsageError, match=r"none of the 8 files read in .* opens as an image"):
+    DATASETS.get("folder")(data_config)
+
+
+def test_a_file_name_that_is_not_utf8_is_refused(tmp_path, data_config):
+  """TensorFlow failed on it with a traceback ("Unable to convert element to UTF-8")."""
+  data_config.name, data_config.data_dir = "folder", _pngs(tmp_path, [8])
+  os.rename(tmp_path / "a" / "000.png", os.path.join(os.fsencode(tmp_path), b"a", b"\xff.png"))
+  with pytest.raises(UsageError, match=r"the name b'.*/a/\\xff.png' is not valid UTF-8.*rename"):
+    DATASETS.get("folder")(data_config)

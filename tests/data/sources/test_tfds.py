@@ -110,6 +110,9 @@ def test_train_cli_trains_on_a_tfds_set(tfds_dir, tmp_path):
       f"--output_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'exports'}", timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-  assert (metrics["num_train"], metrics["num_test"]) == (TRAIN, TEST)
+  # By default 10% of the training split is held out for validation; the test split is TFDS's.
+  assert (metrics["num_train"], metrics["num_validation"], metrics["num_test"]) == (
+      TRAIN - TRAIN // 10, TRAIN // 10, TEST)
+  assert metrics["test_split"] == "test" and metrics["selected_on"] == "validation"
   assert metrics["class_names"] == sources.FASHION_MNIST_CLASSES
   assert os.path.isdir(metrics["export_path"])
