@@ -40,6 +40,20 @@ def _validation_split_label(config, fold):
   return f"held_out ({config.data.validation_split:g} of train, seed {config.seed})"
 
 
+def _validation_figures(model, data, config, history, test_figures):
+  """(loss, accuracy) on the validation split of the weights fit left: the test figures when it
+  validated on test; the last epoch's from `history` when those weights are its own (no early
+  stopping, which restores an earlier epoch's, nor Lookahead, which syncs after it); else an
+  evaluation."""
+  if config.derived.validation_is_test:
+    return test_figures
+  last_validated = (len(history.get("loss", [])) % config.train.validation_every_epochs == 0
+                    and "val_accuracy" in history)
+  if last_validated and not (config.train.early_stopping_patience or config.optim.lookahead_every):
+    return history["val_loss"][-1], history["val_accuracy"][-1]
+  return model.evaluate(data.validation, verbose=0)
+
+
 def _weights_label(config):
   """What the evaluated (and exported) weights are."""
   if config.train.early_stopping_patience:
@@ -126,9 +140,8 @@ def train_and_evaluate(config, fold=None):
   crash_points.crash_point("evaluate")  # a testing hook (app/core/crash_points.py)
   test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
   validation_split = _validation_split_label(config, fold)
-  validation_loss, validation_accuracy = (
-      (test_loss, test_accuracy) if config.derived.validation_is_test
-      else model.evaluate(data.validation, verbose=0))
+  validation_loss, validation_accuracy = _validation_figures(model, data, config, history,
+                                                             (test_loss, test_accuracy))
   metrics = {
       "test_accuracy": float(test_accuracy),
       "test_loss": float(test_loss),
