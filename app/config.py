@@ -10,7 +10,6 @@ read plain values, re-check nothing and never call back here. The run directory'
 
 import datetime
 import fractions
-import math
 import os
 import re
 
@@ -50,15 +49,21 @@ def validate(config):
   _validate_sizes(config)
   _validate_optim(config.optim, config.train)
   _validate_runtime(config.runtime)
+  _require(not config.train.time_budget or config.runtime.strategy not in ("multi_worker", "tpu"),
+           f"--time_budget cannot plan under --strategy={config.runtime.strategy} (each worker "
+           "would measure and plan alone); plan with one worker and pass the --epochs it chose")
   parsed["export_formats"] = _validate_export(config.export)
   parsed["validation_is_test"] = _validate_selection(config)
   return parsed
 
 
 def validates_on_test(config):
-  """True when the run validates on the test split (data.validation_split=0, no folds): the
+  """True when the run validates on the test split (data.validation_split=0, no folds, and no
+  validation split of the data's own: a folder's val/ validates whatever the fraction): the
   speedrun convention, where nothing may select on validation."""
-  return config.data.validation_split == 0 and not config.train.cv_folds
+  from app.data import sources  # pylint: disable=g-import-not-at-top
+  return (config.data.validation_split == 0 and not config.train.cv_folds
+          and not sources.has_validation_split(config.data))
 
 
 def _validate_selection(config):
@@ -137,10 +142,57 @@ def _validate_train(train):
   _require(train.time_budget_seconds >= 0,
            f"train.time_budget_seconds must be >= 0 (0 = no limit); received "
            f"{train.time_budget_seconds}")
+  _require(not train.time_budget or budget_seconds(train) is not None,
+           f"train.time_budget {train.time_budget!r} is not a duration; pass e.g. "
+           "--time_budget=5m (or 90s, 1h30m, 300), or '' for none")
+  _require(not (train.time_budget and train.cv_folds),
+           "--time_budget plans one run's length; cross-validation (train.cv_folds) runs one per "
+           "fold: pass one of them")
   profile = _PROFILE_STEPS.match(str(train.profile_steps))
   _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
            f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
            f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
+
+
+def budget_seconds(train):
+  """train.time_budget in seconds; 0.0 when off; None when it is not a duration."""
+  from app.core import clock  # pylint: disable=g-import-not-at-top
+  return clock.parse_duration(train.time_budget) if train.time_budget else 0.0
+
+
+def _set_by_command_line(config, recipe, key, overridden=None):
+  """Whether the command line set `key`: in `overridden` (the keys its flags set) when given, else
+  when it differs from the recipe as written; with neither (a config built in code) nothing
+  counts as set."""
+  if overridden is not None:
+    return key in overridden
+  if recipe is None:
+    return False
+  here, there = config, recipe
+  for part in key.split("."):
+    here, there = here[part], there[part]
+  return _as_tuple(here) != _as_tuple(there)
+
+
+def _choose_from_data(config, recipe, overridden):
+  """config.data_aware: sets, in place, the keys of app.train.data_aware.CHOSEN_KEYS that the
+  command line left as the recipe wrote them, chosen from a survey of the data and the budget;
+  returns {"survey": what it found, "chosen": [{"key", "value", "why"}] of the keys it set}."""
+  from app.data.survey import survey  # pylint: disable=g-import-not-at-top
+  from app.train import data_aware  # pylint: disable=g-import-not-at-top
+  _validate_data(config.data)  # the survey reads the data: a bad data dir is one line first
+  found = survey(config.data)
+  budget = budget_seconds(config.train) or data_aware.NOMINAL_BUDGET_SECONDS
+  chosen = []
+  own_family = _set_by_command_line(config, recipe, "model.name", overridden)
+  for key, (value, why) in data_aware.choose(found, budget, os.cpu_count() or 1).items():
+    if own_family and key.startswith("model."):
+      continue  # the profile's width and switches are its family's, not the user's --model's
+    if not _set_by_command_line(config, recipe, key, overridden):
+      set_key(config, key, value)
+      chosen.append({"key": key, "value": value, "why": why})
+      logging.info("data-aware recipe: %s = %r: %s", key, value, why)
+  return {"survey": found.as_dict(), "chosen": chosen}
 
 
 def _validate_sizes(config):
@@ -258,13 +310,16 @@ def _validate_multi_worker(runtime):
 def _validate_transfer(config):
   """model.weights (--weights) and the two-phase schedule: ImageNet backbone families only."""
   from app import models  # pylint: disable=g-import-not-at-top
+  from app.models import applications  # pylint: disable=g-import-not-at-top
   model, train, optim = config.model, config.train, config.optim
   backbones = ", ".join(name for name in models.MODELS.names() if models.takes(name, "weights"))
   if model.weights or train.frozen_epochs:
     _require(models.takes(model.name, "weights"),
              f"--weights and train.frozen_epochs need a model with a pretrained backbone; "
              f"--model={model.name} has none; choose one of: {backbones}")
-  if model.weights:
+  if model.weights == applications.IMAGENET:  # keras.applications' file, fetched at build
+    applications.imagenet_alpha(model.name, model.width)  # a width with no file: UsageError
+  elif model.weights:
     _require(os.path.isfile(model.weights),
              f"weights file {model.weights} does not exist; pass --weights=PATH to a "
              "backbone.weights.h5 of an earlier run (or a keras.applications .h5)")
@@ -285,23 +340,13 @@ def _validate_transfer(config):
 
 
 def _length_keys(config):
-  """The keys in epochs of the run that `config` reads: where warmup ends, where the head-only
-  phase of a transfer run ends, and the schedule's own (app.optim.schedules.EPOCH_KEYS). They
-  place events in the recipe's course, so they scale with its length. Not lengths: the
-  early-stopping and plateau patiences and validation_every_epochs count validations to wait
-  through noise, which a shorter run does not make less noisy; optim.warmup_fraction is already
-  a share of the run."""
-  from app.optim.schedules import EPOCH_KEYS  # pylint: disable=g-import-not-at-top
-  return ["optim.warmup_epochs", "train.frozen_epochs"] + [
-      f"optim.{key}" for key in EPOCH_KEYS.get(config.optim.schedule, ())]
+  from app.optim.schedules import length_keys  # pylint: disable=g-import-not-at-top
+  return length_keys(config)
 
 
 def _scaled(value, scale, epochs):
-  if isinstance(value, int):  # whole epochs (frozen_epochs): at least 1 if set, within the run
-    return min(max(math.floor(value * scale + 0.5), 1), epochs) if value else 0
-  if isinstance(value, (tuple, list)):
-    return tuple(v * scale for v in value)
-  return value * scale
+  from app.optim.schedules import scaled_length  # pylint: disable=g-import-not-at-top
+  return scaled_length(value, scale, epochs)
 
 
 def set_key(config, key, value):
@@ -403,7 +448,7 @@ def _shown(value):
   return f"{value:.4g}"
 
 
-def resolve(config, now=None, strategy=None, recipe=None):
+def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   """Config -> a validated, unlocked copy with every derived value filled in, computed here once:
   the lengths in epochs scaled to the run's train.epochs when it differs from its recipe's
   (_length_keys), the run and backup directories, the learning rate (from an lr_find.json, then
@@ -412,9 +457,21 @@ def resolve(config, now=None, strategy=None, recipe=None):
   recipe's epochs and the strategy the run uses, with the reason. `strategy` = (name, reason)
   from app.distribute.initialize (the command computes it before TensorFlow starts); None
   computes it here. `recipe` = the recipe as its file writes it, without the command line's
-  overrides (load_recipe; app.cli.recipe_as_written); None: nothing is scaled."""
+  overrides (load_recipe; app.cli.recipe_as_written); None: nothing is scaled. `overridden`:
+  the keys the command line set, when the command knows them (the data-aware recipe's choice
+  leaves them alone); None: those differing from `recipe`."""
   from app import distribute  # pylint: disable=g-import-not-at-top
   resolved = ml_collections.ConfigDict(config.to_dict())
+  epochs_given = _set_by_command_line(resolved, recipe, "train.epochs", overridden)
+  if epochs_given and resolved.train.time_budget and recipe is not None and \
+      not _set_by_command_line(resolved, recipe, "train.time_budget", overridden):
+    logging.info("--epochs=%d given: the recipe's time budget (%s) is off", resolved.train.epochs,
+                 resolved.train.time_budget)
+    resolved.train.time_budget = ""  # the recipe's own budget yields to the user's epochs
+  _require(not (resolved.train.time_budget and epochs_given),
+           f"--time_budget={resolved.train.time_budget} plans the number of epochs to fit the "
+           f"budget; drop --epochs={resolved.train.epochs} (or the budget)")
+  data_aware = _choose_from_data(resolved, recipe, overridden) if resolved.data_aware else None
   scaled = scale_lengths(resolved, recipe)
   parsed = validate(resolved)
   if scaled:
@@ -425,7 +482,7 @@ def resolve(config, now=None, strategy=None, recipe=None):
   if not resolved.train.backup_dir:
     resolved.train.backup_dir = os.path.join(resolved.output_dir, "backup")
   optim = resolved.optim
-  if optim.learning_rate_from:  # an lr_find.json (python -m app.lr_find): its suggested rate
+  if optim.learning_rate_from and optim.learning_rate_from != "auto":  # an lr_find.json's rate
     from app.optim.lr_find import read_suggested_rate  # pylint: disable=g-import-not-at-top
     optim.learning_rate = read_suggested_rate(optim.learning_rate_from)
   scale = resolved.train.batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
@@ -434,5 +491,14 @@ def resolve(config, now=None, strategy=None, recipe=None):
   name, reason = strategy or distribute.strategy_name(resolved.runtime)
   resolved.derived = ml_collections.ConfigDict(dict(
       parsed, strategy=name, strategy_reason=reason,
-      recipe_epochs=recipe.train.epochs if recipe else resolved.train.epochs))
+      recipe_epochs=recipe.train.epochs if recipe else resolved.train.epochs,
+      # --time_budget: the seconds, and the lengths in epochs a budgeted plan scales with the
+      # epochs it sets (app/train/budget.py): those the command line did not set.
+      time_budget_seconds=budget_seconds(resolved.train),
+      budget_scaled_keys=[key for key in _length_keys(resolved)
+                          if not _set_by_command_line(resolved, recipe, key, overridden)],
+      # The data-aware recipe's plan also sets how often to validate (a share of the time).
+      budget_plans_validation=bool(resolved.data_aware and not _set_by_command_line(
+          resolved, recipe, "train.validation_every_epochs", overridden)),
+      data_aware=data_aware))
   return resolved

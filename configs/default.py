@@ -12,6 +12,11 @@ def get_config():
   config.name = "model"  # names the run directory and the export (saved_models/<name>/<version>)
   config.seed = 0  # seeds data order, augmentation and weight initialisation
   config.output_dir = ""  # run directory; "" = runs/<name>-<UTC timestamp>
+  # The data-aware recipe (configs/data_aware.py, what app.train runs on data other than
+  # Fashion-MNIST when no --config is given): the keys app/train/data_aware.py lists (the name,
+  # image size and resize policy, augmentations, family, batch, rate) that the command line does
+  # not set are chosen from a survey of the data and the time budget; data_aware.json says why.
+  config.data_aware = False  # choose those keys from the data (configs/data_aware.py sets True)
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "fashion_mnist"  # fashion_mnist, folder, idx, tfrecord, or tfds:NAME (TFDS by name)
@@ -31,9 +36,11 @@ def get_config():
   # zoom(factor), translate(factor), color_jitter(brightness, contrast, saturation, hue: each
   # the largest change, 0 = off; brightness shifts by up to that fraction of 0..255, contrast and
   # saturation scale by [1 - v, 1 + v], hue turns by up to v of the hue circle, v <= 0.5),
-  # erase(factor, scale), randaugment(num_ops, factor), mixup(alpha), cutmix(factor). augment
-  # runs in the tf.data pipeline on the CPU; augment_on_device inside the model (Keras layers;
-  # not crop, mixup, cutmix); both compute in float32. python -m app.augment_preview shows them.
+  # erase(factor, scale), randaugment(num_ops, factor), mixup(alpha), cutmix(factor),
+  # resized_crop(scale, ratio: a random box of [scale, 1] of the area, aspect in [ratio, 1/ratio],
+  # resized back). augment runs in the tf.data pipeline on the CPU; augment_on_device inside the
+  # model (Keras layers; not crop, resized_crop, mixup, cutmix); both compute in float32.
+  # python -m app.augment_preview shows them.
   config.data.augment = ""  # host pipeline ops, e.g. "flip|crop(pad=4)"; "" = none
   config.data.augment_on_device = ""  # in-model ops, e.g. "flip|rotate(factor=0.05)"; "" = none
   # For quick trials: N images of each split, drawn with the seed, every class keeping its share
@@ -62,7 +69,8 @@ def get_config():
   # Test-time augmentation inside the model: "flip" averages every inference prediction
   # (validation, test, predict, the export) with the mirror image's; twice the inference cost.
   config.model.tta = ""  # "" = none, "flip" (2 views) or "flip_translate" (6 views)
-  config.model.weights = ""  # ImageNet families: local backbone weights file (.weights.h5 / .h5)
+  # "imagenet": keras.applications' file, fetched into the Keras cache ($KERAS_HOME/models) once
+  config.model.weights = ""  # ImageNet families: "imagenet" or a local .weights.h5 / .h5 file
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 10  # passes over the training split; a recipe's epoch lengths scale with it
@@ -78,12 +86,19 @@ def get_config():
   config.train.cv_folds = 0  # k-fold cross-validation on the training split; 0 = off
   config.train.frozen_epochs = 0  # transfer: first N epochs train the head, backbone frozen; 0 = off
   config.train.time_budget_seconds = 0.0  # stop training after this much wall time; 0 = no limit
+  # Budgeted training (Li, Yumer, Ramanan, ICLR 2020): the whole command (start-up, training,
+  # evaluations, export) is planned to fit, by measuring the step time first and setting
+  # train.epochs so that the schedule (warmup, decay to its end) ends within it; the recipe's
+  # lengths in epochs scale alike. "5m", "90s", "1h30m"; "" = off (train.epochs as given).
+  config.train.time_budget = ""  # --time_budget: e.g. "5m"; the run plans its length to fit it
   config.train.profile_steps = ""  # "START,STOP": trace these steps (1-based); python -m app.step_profile
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS
   config.optim.learning_rate = 1e-3  # peak rate, at reference_batch_size images per step
-  config.optim.learning_rate_from = ""  # an lr_find.json (python -m app.lr_find): use its rate
+  # "auto": the run starts with the range test on its own data and model (100 steps; lr_find.*
+  # in the run dir) and trains at its suggested rate, scaled to the batch as the recipe says.
+  config.optim.learning_rate_from = ""  # an lr_find.json (python -m app.lr_find), or auto: its rate
   # Linear scaling rule (Goyal et al. 2017): rate = learning_rate * batch_size / reference.
   # 0 = use learning_rate as given, whatever the batch size.
   config.optim.reference_batch_size = 0  # 0 = learning_rate used as given

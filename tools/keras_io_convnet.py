@@ -30,7 +30,6 @@ flags.DEFINE_string("output", "reference.json", "Where the per-epoch record goes
 def main(argv):
   del argv
   import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from app.data import sources  # pylint: disable=g-import-not-at-top
   from configs import default  # pylint: disable=g-import-not-at-top
   FLAGS = flags.FLAGS  # pylint: disable=invalid-name

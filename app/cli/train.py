@@ -1,6 +1,8 @@
 r"""Train, evaluate and export an image classifier.
 
   python -m app.train                                  # the default recipe: Fashion-MNIST
+  python -m app.train --dataset=folder --data_dir=~/photos   # the data-aware recipe, 5 minutes
+  python -m app.train --dataset=folder --data_dir=~/photos --time_budget=2m
   python -m app.train --config=configs/cifar10.py --epochs=3
   python -m app.train --dataset=folder --data_dir=~/photos --config.data.validation_split=0.1
   python -m app.train --dataset=tfds:cifar10 --data_dir=~/tensorflow_datasets
@@ -13,7 +15,8 @@ status 143 or 130; running the same command again resumes from it.
 Every recipe key can be overridden as --config.<section>.<key>=VALUE; the shortcut flags below
 override the same keys. The run directory receives config.yaml, history.csv,
 training_curves.png, tensorboard/, checkpoints/ and metrics.json; the model is exported to
-<export_dir>/<name>/<version>/.
+<export_dir>/<name>/<version>/. A model that ends at chance, or whose validation accuracy
+collapsed late, is warned of on stderr ("warning: ...") and in metrics.json's "warnings".
 """
 
 import os
@@ -28,6 +31,8 @@ from app.optim.optimizers import OPTIMIZERS
 
 __doc__ += "\n" + cli.config_keys_help()  # --help lists every --config.<key> override
 DEFAULT_RECIPE = os.path.join(os.path.dirname(configs.__file__), "fashion_mnist.py")
+# With no --config, data other than Fashion-MNIST gets the recipe that chooses from the data.
+DATA_AWARE_RECIPE = os.path.join(os.path.dirname(configs.__file__), "data_aware.py")
 
 cli.define_config_flag(DEFAULT_RECIPE)
 
@@ -38,8 +43,14 @@ SHORTCUTS = {
     "data_dir": ("data.data_dir", flags.DEFINE_string, "Where the data source reads."),
     "model": ("model.name", flags.DEFINE_string, "Model family (python -m app.models lists them)."),
     "weights": ("model.weights", flags.DEFINE_string,
-                "Backbone weights file for the ImageNet families (a run's backbone.weights.h5 "
-                "or a keras.applications no-top .h5); nothing is downloaded."),
+                "Backbone weights for the ImageNet families: 'imagenet' (keras.applications' "
+                "no-top ImageNet file, downloaded once into the Keras cache, $KERAS_HOME/models) "
+                "or a local file (a run's backbone.weights.h5 or a keras.applications .h5)."),
+    "time_budget": ("train.time_budget", flags.DEFINE_string,
+                    "Budgeted training: the whole run (start-up, training, evaluations, export) "
+                    "fits this, e.g. 5m, 90s, 1h30m: the step time is measured first and the "
+                    "schedule planned to end within it (metrics.json: time_budget). The "
+                    "data-aware recipe's default is 5m."),
     "epochs": ("train.epochs", flags.DEFINE_integer,
                "Training epochs; the recipe's lengths in epochs (warmup, step and decay epochs, "
                "frozen epochs) scale alike, unless also given."),
@@ -104,12 +115,11 @@ def main(argv):
 def _train(preemption):
   from app import config as config_lib, distribute  # pylint: disable=g-import-not-at-top
   from app.train.train_and_evaluate import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  config = flags.FLAGS.config
-  cli.apply_shortcuts(config, SHORTCUTS)
+  config, recipe, overridden = _config_and_recipe(config_lib)
   with preemption.outside_fit("before training started (waiting for the cluster, or setting up); "
                               "nothing was written"):
     strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
-  resolved = config_lib.resolve(config, strategy=strategy, recipe=cli.recipe_as_written())
+  resolved = config_lib.resolve(config, strategy=strategy, recipe=recipe, overridden=overridden)
   if resolved.train.cv_folds:
     from app.train import cross_validation  # pylint: disable=g-import-not-at-top
     summary = cross_validation.cross_validate(resolved)
@@ -123,6 +133,29 @@ def _train(preemption):
            else f"worker {worker['index']} of {worker['count']}: the chief writes the run dir")
   print(f"test accuracy {metrics['test_accuracy']:.4f} ({metrics['test_split']} split) after "
         f"{metrics['train_seconds']:.0f} s of training; {where}")
+
+
+def _config_and_recipe(config_lib):
+  """(the run's config, its recipe as written, the keys the command line set or None): --config's
+  with the overrides and shortcuts; with no --config and data other than Fashion-MNIST, the
+  data-aware recipe's (DATA_AWARE_RECIPE) with the same overrides, since the default recipe is
+  Fashion-MNIST's, and the keys they set (what the data-aware choice leaves alone, even where a
+  value equals the recipe's)."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config = flags.FLAGS.config
+  overrides = config_flags.get_override_values(flags.FLAGS["config"])
+  overridden = sorted(set(overrides) | set(cli.apply_shortcuts(config, SHORTCUTS)))
+  if flags.FLAGS["config"].present or config.data.name == "fashion_mnist":
+    return config, cli.recipe_as_written(), overridden
+  recipe = config_lib.load_recipe(DATA_AWARE_RECIPE)
+  config = config_lib.load_recipe(DATA_AWARE_RECIPE, lock=True)
+  for key, value in overrides.items():
+    config_lib.set_key(config, key, value)
+  cli.apply_shortcuts(config, SHORTCUTS)
+  logging.info("no --config for %s data: the data-aware recipe %s", config.data.name,
+               os.path.relpath(DATA_AWARE_RECIPE))
+  return config, recipe, overridden
 
 
 def run():

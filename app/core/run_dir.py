@@ -34,6 +34,11 @@ _OTHER_BACKUP_DIR = "pass another --config.train.backup_dir"
 # What --accel=auto may change between the start of a run and its resumption.
 _PROBED_KEYS = ("runtime.mixed_precision", "runtime.jit_compile", "runtime.steps_per_execution",
                 "runtime.channels_last", "train.batch_size", "optim.peak_learning_rate")
+# With --time_budget the run's length is planned once it has measured its step time
+# (app/train/budget.py); a resumed run takes the plan it started with.
+_PLANNED_KEYS = ("train.epochs", "train.validation_every_epochs", "train.time_budget_seconds",
+                 "optim.warmup_epochs", "train.frozen_epochs", "optim.decay_epochs",
+                 "optim.step_epochs")
 
 
 def flatten(tree, prefix=""):
@@ -94,10 +99,14 @@ def _as_saved(config):
 def changed_keys(saved, config):
   """{dotted key: (saved value, value in `config`)} for the keys a run started with settings
   `saved` (a dict, as config.yaml holds it) would not resume under `config`. With --accel=auto
-  the probed switches are the started run's, so they are not compared; a key the schema gained
+  the probed switches are the started run's, so they are not compared, nor with --time_budget
+  the planned length; a key the schema gained
   since the run started counts as unchanged while it holds its default; derived.* is computed
   from the rest."""
-  skip = _PROBED_KEYS if config.runtime.accel == "auto" else ()
+  skip = (_PROBED_KEYS if config.runtime.accel == "auto" else ()) + (
+      _PLANNED_KEYS if config.train.time_budget else ()) + (
+      ("optim.learning_rate", "optim.peak_learning_rate")
+      if config.optim.learning_rate_from == "auto" else ())
   before, after = flatten(saved), flatten(_as_saved(config))
   defaults = flatten(config_from_dict({}).to_dict())
   return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))

@@ -116,6 +116,42 @@ def _crop(pad=4, fill="zero"):
             any_dtype=True, pad=pad, fill=fill)
 
 
+def resized_crop(images, scale=(0.35, 1.0), ratio=(0.75, 4 / 3), seed=None):
+  """Inception-style random-resized crop (Szegedy et al. 2015; torchvision's RandomResizedCrop):
+  each image is a random box of `scale` of its area and aspect ratio in `ratio` (log-uniform),
+  resized back to the image's size, all boxes in one tf.image.crop_and_resize call. The box is
+  shrunk to fit inside the image when the drawn shape does not (no retry loop: one vectorised
+  draw per batch)."""
+  batch = tf.shape(images)[0]
+  height, width = tf.shape(images)[1], tf.shape(images)[2]
+  area = _uniform([batch], seed, scale[0], scale[1], salt=4)
+  log_ratio = _uniform([batch], seed, tf.math.log(ratio[0]), tf.math.log(ratio[1]), salt=5)
+  aspect = tf.exp(log_ratio) * tf.cast(height, tf.float32) / tf.cast(width, tf.float32)
+  box_height = tf.minimum(tf.sqrt(area / aspect), 1.0)  # fractions of the image's sides
+  box_width = tf.minimum(tf.sqrt(area * aspect), 1.0)
+  top = _uniform([batch], seed, salt=6) * (1.0 - box_height)
+  left = _uniform([batch], seed, salt=7) * (1.0 - box_width)
+  boxes = tf.stack([top, left, top + box_height, left + box_width], axis=1)
+  cropped = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, tf.range(batch),
+                                     tf.stack([height, width]))
+  return tf.cast(tf.round(tf.clip_by_value(cropped, 0, 255)), images.dtype) \
+      if images.dtype.is_integer else cropped
+
+
+@AUGMENTATIONS.register("resized_crop")
+def _resized_crop(scale=0.35, ratio=0.75):
+  """A random box of [scale, 1] of the area, aspect ratio in [ratio, 1 / ratio], resized back:
+  the photo recipes' main augmentation (host only). data.resize=crop keeps the aspect ratio for
+  the stored image, so the crop zooms into it and evaluation sees its centre."""
+  if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+    raise ValueError(f"scale must be in (0, 1] (the smallest share of the area); received {scale!r}")
+  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+    raise ValueError(f"ratio must be in (0, 1] (aspect ratios from it to 1 / it); received {ratio!r}")
+  return Op("resized_crop", _seeded(lambda images, seed: resized_crop(
+      images, (float(scale), 1.0), (float(ratio), 1.0 / float(ratio)), seed=seed)),
+            any_dtype=True)
+
+
 @AUGMENTATIONS.register("rotate")
 def _rotate(factor=0.05):
   """Rotation by up to factor x 360 degrees."""

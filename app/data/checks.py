@@ -60,7 +60,9 @@ def check_source(source, data, seed):
   report = {"checked": False}
   if source.train.paths is None:
     return source, report
-  splits = {"train": source.train, **({"test": source.test} if source.test is not None else {})}
+  splits = {split: examples for split, examples in (
+      ("train", source.train), ("validation", source.validation), ("test", source.test))
+             if examples is not None}
   bad, kept = [], {}
   for split, examples in splits.items():
     ok = _decodable(examples.paths, source.image_shape[-1])
@@ -75,6 +77,11 @@ def check_source(source, data, seed):
         f"the test split holds no decodable images ({len(splits['test'])} image file(s) in "
         f"{os.path.join(data.data_dir, 'test')}); add images to its class folders, or remove the "
         "test folder and hold part of train out with --config.data.validation_split=0.1")
+  if "validation" in kept and not len(kept["validation"]):
+    raise UsageError(
+        f"the validation split holds no decodable images ({len(splits['validation'])} image "
+        f"file(s) in {source.validation_description}); add images to its class folders, or remove "
+        "it and hold part of train out with --config.data.validation_split=0.1")
   decodable = set(kept["train"].labels.tolist())
   empty = [name for k, name in enumerate(source.class_names) if k not in decodable]
   if empty:
@@ -82,13 +89,14 @@ def check_source(source, data, seed):
                      "add images or remove the folder(s)")
   kept = {split: examples.limited(data.limit, seed) for split, examples in kept.items()}
   counts = collections.Counter(int(label) for label in kept["train"].labels)
-  duplicates = []
-  if "test" in kept:
+  duplicates = {"test": [], "validation": []}
+  if len(kept) > 1:
     train_hashes = {}
     for path in kept["train"].paths:
       train_hashes.setdefault(_digest(path), str(path))
-    duplicates = [(train_hashes[h], str(p)) for p in kept["test"].paths
-                  if (h := _digest(p)) in train_hashes]
+    for split in kept.keys() & duplicates.keys():
+      duplicates[split] = [(train_hashes[h], str(p)) for p in kept[split].paths
+                           if (h := _digest(p)) in train_hashes]
   root = os.path.join(data.data_dir, "train") if os.path.isdir(
       os.path.join(data.data_dir, "train")) else data.data_dir
   report = {
@@ -97,15 +105,23 @@ def check_source(source, data, seed):
       "train_images_per_class": {name: counts[k] for k, name in enumerate(source.class_names)},
       "skipped_undecodable_files": bad,
       "ignored_non_image_files": _non_image_files(root, source.class_names),
-      "train_test_duplicates": duplicates,
+      "train_test_duplicates": duplicates["test"],
+      # Those of the data's own validation split (a folder's val/): they inflate what selects.
+      **({"train_validation_duplicates": duplicates["validation"]} if "validation" in kept else {}),
   }
   logging.info("data check: %s images per split; %d undecodable file(s) skipped, %d non-image "
-               "file(s) ignored, %d exact train/test duplicate(s)", report["images"], len(bad),
-               len(report["ignored_non_image_files"]), len(duplicates))
+               "file(s) ignored, %d exact train/test and %d train/validation duplicate(s)",
+               report["images"], len(bad), len(report["ignored_non_image_files"]),
+               len(duplicates["test"]), len(duplicates["validation"]))
   for name, count in report["train_images_per_class"].items():
     logging.info("  class %-20s %6d training images", name, count)
-  if duplicates:
+  if duplicates["test"]:
     logging.warning("%d test image(s) are byte-identical to training images (first: %s = %s); "
-                    "test accuracy is inflated", len(duplicates), *duplicates[0])
+                    "test accuracy is inflated", len(duplicates["test"]), *duplicates["test"][0])
+  if duplicates["validation"]:
+    logging.warning("%d validation image(s) are byte-identical to training images (first: %s = "
+                    "%s); validation accuracy, and what selects on it, is inflated",
+                    len(duplicates["validation"]), *duplicates["validation"][0])
   source.train, source.test = kept["train"], kept.get("test")
+  source.validation = kept.get("validation")
   return source, report

@@ -10,6 +10,7 @@ import os
 import ml_collections
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from app import keras_compat
 from app.core.errors import UsageError
@@ -38,12 +39,16 @@ class Datasets:
   variance: np.ndarray
   test_split: str  # "test", or "held_out_test": a source without one, its part held out of train
   class_counts: np.ndarray  # training images per class
+  split_class_counts: dict  # {"validation", "test"}: their images per class (majority rates)
   train_examples: Examples  # the training split, as training_batches() batches it
   data: ml_collections.ConfigDict  # the data config: cache, shuffle buffer, resize policy, ...
   augmenter: augment.Augmenter  # data.augment, parsed once: all epochs share its Keras layers
   seed: int  # the run's: every epoch's shuffle and augmentation keys derive from it
   batch_size: int  # global
   drop_remainder: bool
+  # The source's own validation split when validation is it (Source.validation_description:
+  # "val folder DIR/val"); "" when validation is held out of train, a fold or the test split.
+  validation_from: str = ""
 
 
 PARTS = ("validation", "test")  # the parts split_validation holds out of a training split
@@ -207,18 +212,27 @@ def _splits(source, data, seed, fold):
   # data.limit's seeded stratified subset (checks.check_source's, when the source was checked:
   # taking it again keeps it whole).
   # Selection (best.keras, early stopping, plateau) never sees the test part: a source without
-  # a test split holds one out of its training split first, then the validation part.
-  train, test, test_split = source.train.limited(data.limit, seed), source.test, "test"
-  test = test and test.limited(data.limit, seed)
+  # a test split holds one out of its training split first, then the validation part, unless
+  # the source has a validation split of its own (a folder's val/), which then validates.
+  limited = lambda examples: None if examples is None else examples.limited(data.limit, seed)
+  train, test, test_split = limited(source.train), limited(source.test), "test"
+  own_validation = limited(source.validation)
   if test is None:
     if not data.validation_split:
       raise UsageError(
           f"{source.description} has no test split; hold part of the training images out with "
-          "--config.data.validation_split=0.1 (that fraction for validation and again for test)")
+          "--config.data.validation_split=0.1 (" + (
+              "that fraction as the test split" if own_validation is not None else
+              "that fraction for validation and again for test") + ")")
     train, test = split_validation(train, data.validation_split, seed, part="test")
     test_split = "held_out_test"
-  if fold is not None:
+  if fold is not None:  # folds are of train: the source's validation split is not used
+    if own_validation is not None:
+      logging.warning("cross-validation: the folds are of the training split; %s is not used",
+                      source.validation_description)
     train, validation = split_fold(train, fold[1], fold[0], seed)
+  elif own_validation is not None:
+    validation = own_validation
   elif data.validation_split > 0:
     train, validation = split_validation(train, data.validation_split, seed)
   else:
@@ -296,7 +310,8 @@ def training_batches(datasets, first, last, skip=0, context=None):
 
 def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augmenter=None):
   """Source + data config -> Datasets. Validation is fold `fold` = (index, count) of the training
-  split when given (cross-validation), else data.validation_split of it, else the test split.
+  split when given (cross-validation), else the source's own validation split (a folder's val/),
+  else data.validation_split of the training split, else the test split.
   `augmenter` augments the training batches (a run's: built from config.derived.augment); None
   parses data.augment."""
   augmenter = augmenter or augment.parse(data.augment)
@@ -313,8 +328,11 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
       num_validation=len(validation), num_test=len(test), class_names=list(source.class_names),
       image_shape=tuple(source.image_shape), mean=mean, variance=variance, test_split=test_split,
       class_counts=np.bincount(train.labels, minlength=num_classes), train_examples=train,
+      split_class_counts={name: np.bincount(split.labels, minlength=num_classes)
+                          for name, split in (("validation", validation), ("test", test))},
       data=data, augmenter=augmenter, seed=seed, batch_size=batch_size,
-      drop_remainder=drop_remainder)
+      drop_remainder=drop_remainder,
+      validation_from=source.validation_description if fold is None else "")
   datasets.train = training_batches(datasets, 0, 1)
   datasets.validation = _evaluation_batches(datasets, validation, "validation")
   datasets.test = _evaluation_batches(datasets, test, "test")

@@ -10,6 +10,7 @@ from app.core.run_dir import RunDir, config_from_dict
 from app.core.errors import UsageError
 from app.evaluate import metrics
 from app.evaluate import report
+from app.evaluate import verdict
 from app.models import TTA
 from app.serving import runs
 from app.serving import saved_model as serving
@@ -113,6 +114,10 @@ def evaluate(run_dir=None, model_path=None, split="test", tta_flip=False, report
   results = dict(metrics.compute(probabilities, labels, data.class_names), model=model_path,
                  data=config.data.to_dict(), split=data.test_split if split == "test" else split,
                  tta="flip" if tta_flip else "none")
+  # A model no better than always answering the split's most common class (as app.train warns).
+  results["warnings"] = verdict.chance_level(
+      results["accuracy"], np.bincount(labels, minlength=num_classes), results["split"])
   results = report.write(report_dir, results, probabilities, labels, images, data.class_names,
                          metrics.worst_mistakes(probabilities, labels, worst))
+  verdict.report(results["warnings"])
   return report_dir, results

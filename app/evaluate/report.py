@@ -28,6 +28,7 @@ def _markdown(results, worst_count):
       f", split `{results['split']}`, {results['images']} images",
       f"- test-time augmentation: {results['tta']}",
       f"- written: {results['written']}", "",
+      *[f"**Warning**: {w['message']}\n" for w in results.get("warnings", [])],
       "| metric | value |", "|---|---|",
       f"| accuracy | {results['accuracy']:.4f} |",
       f"| {top_key.replace('_accuracy', '')} accuracy | {results[top_key]:.4f} |",

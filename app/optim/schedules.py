@@ -4,6 +4,7 @@ Every schedule is built from the same resolved quantities (peak rate, total step
 steps per epoch), so switching schedules is one config key.
 """
 
+import math
 
 import keras
 import numpy as np
@@ -18,6 +19,26 @@ SCHEDULES = Registry("schedule")
 # points of the run's course, so app.config.resolve() scales them with the run's length.
 EPOCH_KEYS = {"step": ("decay_epochs",), "exponential": ("decay_epochs",),
               "cosine_restarts": ("decay_epochs",), "multistep": ("step_epochs",)}
+
+
+def length_keys(config):
+  """The keys in epochs of the run that `config` reads: where warmup ends, where the head-only
+  phase of a transfer run ends, and the schedule's own (EPOCH_KEYS). They place events in the
+  recipe's course, so they scale with its length (app.config.scale_lengths, and a budgeted run's
+  plan: app/train/budget.py). Not lengths: the early-stopping and plateau patiences and
+  validation_every_epochs count validations to wait through noise, which a shorter run does not
+  make less noisy; optim.warmup_fraction is already a share of the run."""
+  return ["optim.warmup_epochs", "train.frozen_epochs"] + [
+      f"optim.{key}" for key in EPOCH_KEYS.get(config.optim.schedule, ())]
+
+
+def scaled_length(value, scale, epochs):
+  """A length key's value at `scale` times the run's length of `epochs` epochs."""
+  if isinstance(value, int):  # whole epochs (frozen_epochs): at least 1 if set, within the run
+    return min(max(math.floor(value * scale + 0.5), 1), epochs) if value else 0
+  if isinstance(value, (tuple, list)):
+    return tuple(v * scale for v in value)
+  return value * scale
 
 
 @keras.saving.register_keras_serializable(package="app")

@@ -43,11 +43,16 @@ def test_figures(model, data):
 
 
 def export_metadata(config, metrics):
-  """What an export records about the run it came from (serving adds the model's own spec)."""
-  return {"run_dir": config.output_dir,
-          "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "test_split")
-                      if k in metrics},
-          "config": config.to_dict()}
+  """What an export records about the run it came from (serving adds the model's own spec);
+  from a run's metrics.json (app.train), its "warnings" too (app/evaluate/verdict.py: a model
+  at chance, a late collapse; [] when fine)."""
+  metadata = {"run_dir": config.output_dir,
+              "metrics": {k: metrics[k] for k in ("test_accuracy", "test_loss", "test_split")
+                          if k in metrics},
+              "config": config.to_dict()}
+  if "warnings" in metrics:
+    metadata["warnings"] = metrics["warnings"]
+  return metadata
 
 
 def export_run(run_dir, checkpoint="best", export_dir=None, name=None, formats=None,

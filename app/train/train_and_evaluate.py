@@ -12,15 +12,16 @@ import tensorflow as tf
 from absl import logging
 
 from app import accel, distribute
-from app.core import crash_points, plots
+from app.core import clock, crash_points, plots
 from app.core.run_dir import RunDir
 from app.data import augment, checks, pipeline, sources
+from app.evaluate import verdict
 from app.models import build_model, init_from_data
 from app.optim import schedules
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.serving.runs import export_metadata
-from app.train import accel_probe, fitting, output_paths, transfer
+from app.train import accel_probe, budget, fitting, lr_find, output_paths, transfer
 from app.train.backup import Backup
 
 
@@ -31,10 +32,12 @@ def _images_trained(data, timing, config):
   return max(data.num_train * len(timing.train_seconds_per_epoch) - skipped, 1)
 
 
-def _validation_split_label(config, fold):
+def _validation_split_label(config, fold, data):
   """metrics.json's name for the validation figures' split."""
   if fold is not None:
     return f"fold {fold[0] + 1} of {fold[1]} of train"
+  if data.validation_from:  # the data's own validation split: "val folder DIR/val"
+    return data.validation_from
   if config.derived.validation_is_test:
     return "test"  # the speedrun convention: nothing selected on it
   return f"held_out ({config.data.validation_split:g} of train, seed {config.seed})"
@@ -100,9 +103,19 @@ def train_and_evaluate(config, fold=None):
     config = accel_probe.apply(config, probed[0])
     accel.set_precision(config.runtime)
   data = pipeline.for_run(source, config, fold)
-  logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s",
-               source.description, len(data.class_names), data.num_train, data.num_validation,
-               data.num_test, data.image_shape)
+  range_test = None
+  if config.optim.learning_rate_from == "auto":  # the range test first (app/train/lr_find.py)
+    config, range_test = lr_find.auto_rate(config, data, strategy, run)
+  # --time_budget: the length planned from the measured step time (app/train/budget.py).
+  config, budget_plan = budget.plan(config, data, strategy, run)
+  validation_split = _validation_split_label(config, fold, data)
+  test_from = "the test split" if data.test_split == "test" else (
+      f"held out of train (data.validation_split={config.data.validation_split:g}, seed "
+      f"{config.seed}; metrics.json: test_split {data.test_split})")
+  logging.info("data: %s; %d classes; %d train / %d validation / %d test images of shape %s; "
+               "validation: %s; test: %s", source.description, len(data.class_names),
+               data.num_train, data.num_validation, data.num_test, data.image_shape,
+               validation_split, test_from)
 
   # === Model === (a weights file that does not fit, or images too small, stop the run here)
   total_steps = config.train.epochs * data.steps_per_epoch
@@ -119,6 +132,12 @@ def train_and_evaluate(config, fold=None):
   run.create()
   run.save_config(config)
   run.write_json("data_report.json", data_report)
+  if config.derived.data_aware:  # the data-aware recipe's choices, each with its reason
+    run.write_json("data_aware.json", config.derived.data_aware.to_dict())
+  if budget_plan:
+    run.write_json(budget.PLAN_FILE, budget_plan)
+  if range_test:
+    lr_find.write(*range_test, run.path)
   if probed and probed[1]:
     accel_probe.write_table(probed[1], probed[0], run)
 
@@ -139,7 +158,6 @@ def train_and_evaluate(config, fold=None):
   # === Evaluate === (the weights fit left: the last epoch's, or early stopping's best)
   crash_points.crash_point("evaluate")  # a testing hook (app/core/crash_points.py)
   test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
-  validation_split = _validation_split_label(config, fold)
   validation_loss, validation_accuracy = _validation_figures(model, data, config, history,
                                                              (test_loss, test_accuracy))
   metrics = {
@@ -178,6 +196,13 @@ def train_and_evaluate(config, fold=None):
   }
   logging.info("test accuracy %.4f, loss %.4f (%s split), %.1f s of training",
                test_accuracy, test_loss, data.test_split, train_seconds)
+  # A model at chance, a late collapse, a loss that rose: warned of, not a silent exit 0.
+  metrics["warnings"] = verdict.check_run(
+      metrics["test_accuracy"], data.split_class_counts["test"], metrics["validation_accuracy"],
+      data.split_class_counts["validation"], history, config.train.validation_every_epochs,
+      steps_trained=len(history["loss"]) * data.steps_per_epoch,
+      validation_is_test=metrics["validation_split"] == "test")
+  verdict.report(metrics["warnings"])
 
   # === Export === (float32 whatever the training precision; checked on held-out images)
   if config.export.enabled:
@@ -187,6 +212,12 @@ def train_and_evaluate(config, fold=None):
         parity_images=parity.take_images(data.test, config.export.parity_images),
         formats=tuple(config.derived.export_formats), resize=config.data.resize)
     logging.info("exported %s", metrics["export_path"])
+  # The whole command's seconds (start-up to export), and with --time_budget its bound.
+  metrics["run_seconds"] = clock.process_seconds()
+  if budget_plan:
+    metrics["time_budget"] = dict(budget_plan, actual_seconds=metrics["run_seconds"],
+                                  within_budget=metrics["run_seconds"] <= budget_plan[
+                                      "budget_seconds"] * 1.1)
   run.write_json("metrics.json", metrics)
   if role.is_chief:  # the run is complete: nothing left to resume
     run.remove_backup()

@@ -34,6 +34,9 @@ def test_tiny_run_writes_the_run_dir_and_a_reloadable_export(tmp_path):
     assert key in metrics, key
   assert metrics["epochs_completed"] == 1
   assert 0.1 < metrics["test_accuracy"] <= 1.0  # above chance after one epoch of 1,000 images
+  # Issue 18 (4): a model at chance is warned of (tests/train/test_train_and_evaluate.py); not
+  # this one (0.26 on 10 classes).
+  assert metrics["warnings"] == [] and not re.search("^warning: ", result.stderr, re.M)
   assert metrics["train_images_per_second"] > 0
   assert metrics["export_path"] == str(exports / "tiny" / "1")
   assert "model:" in (run_dir / "config.yaml").read_text()
@@ -110,6 +113,27 @@ def test_folder_dataset_with_train_and_test_subfolders(tmp_path, cifar_mini_dir)
   assert (metrics["num_train"], metrics["num_validation"], metrics["num_test"],
           metrics["test_split"]) == (900, 100, 200, "test")
   assert len(metrics["class_names"]) == 10
+
+
+def test_folder_dataset_with_train_and_val_subfolders(tmp_path):
+  """The PyTorch tutorial's layout: val/ validates (selection and val_accuracy), and with no
+  test/ the test split is held out of train; metrics.json names both."""
+  from tests.data.sources.test_folder import TWO, layout  # pylint: disable=g-import-not-at-top
+  data_dir = layout(tmp_path / "data", {"train": TWO, "val": TWO}, per_class=10, side=12)
+  result = run_train(
+      "--config=configs/default.py", "--dataset=folder", f"--data_dir={data_dir}", "--epochs=1",
+      "--model=simple_cnn", "--config.model.width=4", "--batch_size=8",
+      "--config.optim.warmup_epochs=0", "--config.export.enabled=false",
+      f"--output_dir={tmp_path / 'run'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+  val = f"val folder {data_dir}/val"
+  assert (metrics["num_train"], metrics["num_validation"], metrics["num_test"]) == (18, 20, 2)
+  assert (metrics["validation_split"], metrics["test_split"], metrics["selected_on"]) == (
+      val, "held_out_test", "validation")
+  assert metrics["splits"] == {"test_accuracy": "held_out_test", "test_loss": "held_out_test",
+                               "validation_accuracy": val, "validation_loss": val}
+  assert "validation: val folder" in result.stderr and "test: held out of train" in result.stderr
 
 
 def test_cross_validation_run(tmp_path):

@@ -45,11 +45,13 @@ def test_bad_model_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, c
                                                                weights_files):
   args, expected = {
       "wrong architecture": (
-          ["--model=mobilenet_v2", f"--weights={weights_files['mobilenet_v3_small']}"],
+          ["--model=mobilenet_v2", "--config.model.width=16",
+           f"--weights={weights_files['mobilenet_v3_small']}"],
           "does not fit the mobilenet_v2 backbone (Layer "),
       "wrong shape": (
-          ["--model=mobilenet_v2", f"--weights={weights_files['mobilenet_v2']}"],
-          # The default recipe's width 16 is alpha 0.5 (16 stem filters); the file has alpha 0.25.
+          ["--model=mobilenet_v2", "--config.model.width=16",
+           f"--weights={weights_files['mobilenet_v2']}"],
+          # Width 16 is alpha 0.5 (16 stem filters); the file has alpha 0.25.
           "does not fit the mobilenet_v2 backbone (layer Conv1 has weights of shape (3, 3, 3, 16), "
           "the file (3, 3, 3, 8))"),
       "too small": (

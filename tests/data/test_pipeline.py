@@ -218,3 +218,47 @@ def test_a_limit_keeps_every_class_share_of_every_source_seeded(name, source_dir
   other = pipeline.build(sources.load(data_config), data_config, 50, seed=6).train_examples
   np.testing.assert_array_equal(again.images, data.train_examples.images)
   assert not np.array_equal(other.images, data.train_examples.images)
+
+
+# === Issue 18 (6): a folder's own validation split (train/ + val/ [+ test/]) ===
+
+
+def test_a_val_folder_validates_and_the_test_split_is_held_out_of_train(tmp_path, data_config):
+  """train/ + val/: validation is val/ (not data.validation_split of train), the test split a
+  seeded part of train; the data check and data.limit take val/ as they take test/."""
+  from app.data import checks  # pylint: disable=g-import-not-at-top
+  from tests.data.sources.test_folder import TWO, layout  # pylint: disable=g-import-not-at-top
+  data_config.name, data_config.data_dir = "folder", layout(
+      tmp_path, {"train": TWO, "val": TWO}, per_class=10)
+  data_config.limit, data_config.validation_split = 16, 0.25
+  source, report = checks.check_source(sources.load(data_config), data_config, seed=0)
+  assert report["images"] == {"train": 16, "validation": 16}
+  assert report["train_validation_duplicates"] == []
+  data = pipeline.build(source, data_config, 8, seed=0)
+  assert (data.num_train, data.num_validation, data.num_test) == (12, 16, 4)  # 0.25 of 16: test
+  assert data.test_split == "held_out_test"
+  assert data.validation_from == f"val folder {tmp_path / 'val'}"
+  pixels = lambda ds: {i.tobytes() for x, _ in ds for i in x.numpy().astype(np.uint8)}
+  validation = pixels(data.validation)
+  assert len(validation) == 16 and not validation & (pixels(data.test) | pixels(data.train))
+  # validation_split=0: nothing is held out of train, so there is no test split.
+  data_config.validation_split = 0.0
+  with pytest.raises(UsageError, match=r"has no test split; .*validation_split=0.1 \(that "
+                                       r"fraction as the test split\)"):
+    pipeline.build(source, data_config, 8, seed=0)
+
+
+def test_a_source_validation_split_beside_test_and_under_folds(data_config):
+  """train/ + validation/ + test/ uses all three, whatever data.validation_split; the folds of
+  cross-validation are of train, and leave the source's validation split unused."""
+  source = small_source(test=True)
+  source.validation = Examples(labels=np.zeros(6, np.int32),
+                               images=np.zeros((6, 5, 5, 1), np.uint8))
+  source.validation_description = "val folder made in the test"
+  for fraction in (0.0, 0.1):
+    data_config.validation_split = fraction
+    data = pipeline.build(source, data_config, 8, seed=0)
+    assert (data.num_train, data.num_validation, data.num_test) == (40, 6, 40)
+    assert data.test_split == "test" and data.validation_from == "val folder made in the test"
+  data = pipeline.build(source, data_config, 8, seed=0, fold=(0, 4))
+  assert (data.num_train, data.num_validation, data.validation_from) == (30, 10, "")

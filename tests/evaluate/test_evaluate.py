@@ -10,6 +10,7 @@ import tensorflow as tf
 from app.evaluate import evaluate as evaluation
 from app.evaluate import metrics
 from app.evaluate import report
+from app.evaluate import verdict
 from tests.evaluate.conftest import CLASSES
 
 
@@ -35,7 +36,8 @@ def test_report_folder_holds_markdown_json_and_pictures(tmp_path, predictions):
   probabilities, labels = predictions
   images = np.zeros((300, 8, 8, 3), np.uint8)
   results = dict(metrics.compute(probabilities, labels, CLASSES), model="m.keras",
-                 data={"name": "folder", "data_dir": "/data"}, split="test", tta="none")
+                 data={"name": "folder", "data_dir": "/data"}, split="test", tta="none",
+                 warnings=verdict.chance_level(0.1, [50] * 6, "test"))  # as if at chance
   written = report.write(str(tmp_path), results, probabilities, labels, images, CLASSES,
                          metrics.worst_mistakes(probabilities, labels, 7))
   assert sorted(os.listdir(tmp_path)) == sorted(report.FILES)
@@ -46,5 +48,6 @@ def test_report_folder_holds_markdown_json_and_pictures(tmp_path, predictions):
   for picture in ("confusion_matrix.png", "worst_mistakes.png", "reliability.png"):
     assert f"]({picture})" in markdown
   assert f"| accuracy | {results['accuracy']:.4f} |" in markdown
+  assert "**Warning**: test accuracy 0.100 is at chance" in markdown
   assert json.loads((tmp_path / "report.json").read_text()) == written
   assert len(written["worst_mistakes"]) == 7

@@ -14,8 +14,10 @@ import pytest
 from tests.matrix.conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# data_aware.py chooses its model from the data: tests/train/test_data_aware.py and
+# tests/cli/test_train_data_aware.py run it.
 RECIPES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
-                 if not p.endswith("__init__.py"))
+                 if not p.endswith(("__init__.py", "data_aware.py")))
 
 
 CASES = [pytest.param(name, epochs, id=f"{name}-{epochs}",

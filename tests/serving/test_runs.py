@@ -14,6 +14,7 @@ from app.evaluate.evaluate import evaluate
 from app.models import load_model
 from app.serving import runs
 from app.serving import saved_model as serving
+from configs import default
 from tests.serving import crafted
 
 
@@ -50,7 +51,11 @@ def test_an_exported_run_serves_with_its_resize_policy(trained_run, tmp_path):
   metadata = serving.read_metadata(path)
   assert metadata["preprocessing"]["resize"] == "crop"
   assert metadata["parity"]["saved_model/serve_bytes/non_square"]["passed"]
-  assert serving.read_metadata(trained_run.export_path)["preprocessing"]["resize"] == "resize"
+  trained = serving.read_metadata(trained_run.export_path)
+  assert trained["preprocessing"]["resize"] == "resize"
+  # Issue 18 (4): the run's warnings (app/evaluate/verdict.py; [] when fine) travel with it.
+  assert trained["warnings"] == trained_run.metrics["warnings"]
+  assert json.loads((run_dir / "metrics.json").read_text())["warnings"] == trained["warnings"]
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +99,14 @@ def test_the_export_metadata_measures_the_checkpoint_it_exports(trained_run, tmp
   assert recorded["test_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
   assert recorded["test_loss"] != pytest.approx(last_epoch["test_loss"], rel=1e-3)
   assert recorded["test_split"] == evaluated["split"] == "test"
+  assert evaluated["warnings"] == []  # 0.25 on 10 classes: above chance (issue 18, item 4)
+
+
+def test_the_export_metadata_carries_the_runs_warnings():
+  """Issue 18 (4): metrics.json's "warnings" (app/evaluate/verdict.py) land in the export's
+  assets.extra/metadata.json; figures without them (a checkpoint's own) record none."""
+  warning = {"code": "chance_level", "message": "test accuracy 0.200 is at chance", "figures": {}}
+  config = default.get_config()
+  metadata = runs.export_metadata(config, {"test_accuracy": 0.2, "warnings": [warning]})
+  assert metadata["warnings"] == [warning] and metadata["metrics"] == {"test_accuracy": 0.2}
+  assert "warnings" not in runs.export_metadata(config, {"test_accuracy": 0.2})

@@ -127,3 +127,17 @@ def test_validating_on_test_selects_nothing_best_is_the_last_epoch(runs):
   assert (metrics["num_train"], metrics["num_validation"]) == (256, 256)
   assert metrics["validation_accuracy"] == metrics["test_accuracy"] == pytest.approx(
       accuracies[-1], abs=1e-6)
+
+
+def test_a_model_at_chance_is_warned_of_and_a_run_that_learnt_is_not(runs):
+  """Issue 18 (4): a run whose model ended at chance exited 0 without a word. The on_test run's
+  last weights predict one class for every image (its classifier zeroed): at the test split's
+  majority-class rate, its validation (the test split) fallen from the first epoch's."""
+  config, metrics, history = runs.on_test
+  written = json.load(open(os.path.join(config.output_dir, "metrics.json")))
+  assert written["warnings"] == metrics["warnings"]
+  by_code = {w["code"]: w["figures"] for w in metrics["warnings"]}
+  assert by_code["chance_level"]["split"] == "test"  # checked once: validation is the test split
+  assert metrics["test_accuracy"] <= by_code["chance_level"]["majority_rate"] + 0.02
+  assert by_code["validation_collapse"]["best_epoch"] == 1, _accuracies(history)
+  assert runs.held_out[1]["warnings"] == []  # early stopping restored its best epoch's weights

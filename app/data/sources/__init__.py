@@ -68,6 +68,10 @@ class Source:
   class_names: list
   image_shape: tuple  # (height, width, channels) of what the pipeline yields
   description: str  # where the data came from, for the log and the run report
+  # The data's own validation split (a folder's val/), used instead of holding
+  # data.validation_split out of train; None when it has none.
+  validation: Optional[Examples] = None
+  validation_description: str = ""  # where `validation` came from: "val folder DIR/val"
 
 
 def require_dir(data_dir):
@@ -83,12 +87,19 @@ from app.data.sources.idx import FASHION_MNIST_CLASSES  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 __all__ = ["DATASETS", "IMAGE_EXTENSIONS", "Examples", "Source", "require_dir", "dataset_kind",
-           "load", "FASHION_MNIST_CLASSES", "folder", "idx", "tfds", "tfrecord"]
+           "has_validation_split", "load", "FASHION_MNIST_CLASSES", "folder", "idx", "tfds",
+           "tfrecord"]
 
 
 def dataset_kind(name):
   """The registry name of a data.name: "tfds:cifar10" -> "tfds"."""
   return "tfds" if name.startswith(tfds.TFDS_PREFIX) else name
+
+
+def has_validation_split(data):
+  """Whether the source of data.name brings a validation split of its own (a folder's val/), told
+  without reading it: app.config needs it before any data is loaded (validates_on_test)."""
+  return dataset_kind(data.name) == "folder" and folder.validation_dir(data.data_dir) is not None
 
 
 def load(data):

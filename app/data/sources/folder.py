@@ -3,12 +3,15 @@
 import os
 
 import numpy as np
+from absl import logging
 
 from app.core.errors import UsageError
 from app.data import images as images_lib
 from app.data.sources import DATASETS, IMAGE_EXTENSIONS, Examples, Source, require_dir
 
 _SIZE_SAMPLE = 256  # image headers read, spread over the training files, to choose the size
+# A validation folder beside train/: the PyTorch tutorial's val/, TFDS's split name, Roboflow's.
+VALIDATION_DIRS = ("val", "validation", "valid")
 
 
 def _utf8(path):
@@ -43,9 +46,12 @@ def _list_class_folder(root):
 def _folder_examples(root, class_names):
   found, paths, labels = _list_class_folder(root)
   if found != class_names:
+    differences = [f"{what}: {', '.join(names)}" for what, names in (
+        ("missing", sorted(set(class_names) - set(found))),
+        ("not in train", sorted(set(found) - set(class_names)))) if names]
     raise UsageError(
-        f"class folders of {root} ({', '.join(found)}) differ from the training classes "
-        f"({', '.join(class_names)}); give both splits the same class subfolders")
+        f"class folders of {root} differ from the training classes ({'; '.join(differences)}); "
+        "give both splits the same class subfolders")
   return Examples(labels=np.asarray(labels, np.int32), paths=np.asarray(paths, str))
 
 
@@ -68,9 +74,35 @@ def _image_shape_of(paths, data, root):
   return (height, width, channels)
 
 
+def validation_dir(data_dir):
+  """DIR/val/ (or validation/, valid/) when DIR has a train/ folder beside it: the folder's own
+  validation split; None otherwise. Two of them are refused: which one validates is the user's
+  call."""
+  if not data_dir or not os.path.isdir(os.path.join(data_dir, "train")):
+    return None
+  found = [name for name in VALIDATION_DIRS if os.path.isdir(os.path.join(data_dir, name))]
+  if len(found) > 1:
+    raise UsageError(f"{data_dir} has {' and '.join(name + '/' for name in found)} beside train/; "
+                     "keep one validation folder (merge or rename the others)")
+  return os.path.join(data_dir, found[0]) if found else None
+
+
+def _log_validation(data, val_dir, count, has_test):
+  """Says once, as the folder is read, that val/ validates and what data.validation_split does."""
+  if has_test:
+    use = "is not used"
+  elif data.validation_split:
+    use = f"holds the test split out of train (there is no {os.path.join(data.data_dir, 'test')})"
+  else:
+    use = "holds nothing out, and there is no test/ folder"  # the pipeline refuses it
+  logging.info("validation: %s (%d images), not data.validation_split of train; "
+               "data.validation_split=%g %s", val_dir, count, data.validation_split, use)
+
+
 @DATASETS.register("folder")
 def load_folder(data):
-  """A folder of class subfolders of images; `train/` and `test/` subfolders are used if present."""
+  """A folder of class subfolders of images; `train/`, `val/` (or `validation/`, `valid/`) and
+  `test/` subfolders are used as splits if present."""
   if not data.data_dir:
     raise UsageError("dataset 'folder' needs --data_dir=DIR with one subfolder of images per class")
   require_dir(data.data_dir)
@@ -88,5 +120,11 @@ def load_folder(data):
   test = None
   if has_splits and os.path.isdir(split_dirs["test"]):
     test = _folder_examples(split_dirs["test"], class_names)
+  val_dir, validation = validation_dir(data.data_dir), None
+  if val_dir:
+    validation = _folder_examples(val_dir, class_names)
+    _log_validation(data, val_dir, len(validation), test is not None)
   shape = _image_shape_of(paths, data, train_root)
-  return Source(train, test, class_names, shape, f"image folder {data.data_dir}")
+  return Source(train, test, class_names, shape, f"image folder {data.data_dir}",
+                validation=validation,
+                validation_description=f"val folder {val_dir}" if val_dir else "")

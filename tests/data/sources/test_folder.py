@@ -6,8 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
+from app import config as config_lib
 from app.core.errors import UsageError
+from app.data import sources
 from app.data.sources import DATASETS
+from configs import default
 
 
 def copy_classes(cifar_mini_dir, root, classes, per_class=3):
@@ -129,4 +132,62 @@ def test_a_file_name_that_is_not_utf8_is_refused(tmp_path, data_config):
   data_config.name, data_config.data_dir = "folder", _pngs(tmp_path, [8])
   os.rename(tmp_path / "a" / "000.png", os.path.join(os.fsencode(tmp_path), b"a", b"\xff.png"))
   with pytest.raises(UsageError, match=r"the name b'.*/a/\\xff.png' is not valid UTF-8.*rename"):
+    DATASETS.get("folder")(data_config)
+
+
+# === Issue 18 (6): the layouts people have: train/ + val/ (+ test/) ===
+
+
+def layout(root, splits, per_class=3, side=8):
+  """root/<split>/<class>/NN.png for each split: classes in `splits` ({"train": ("ants", "bees"),
+  ...}); small PNGs, each of its own colour, so no two files are alike across the splits."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for s, (split, classes) in enumerate(splits.items()):
+    for c, name in enumerate(classes):
+      folder = root / split / name
+      folder.mkdir(parents=True)
+      for i in range(per_class):
+        Image.new("RGB", (side, side), (40 * s, 60 * c, 20 * i)).save(folder / f"{i:02d}.png")
+  return str(root)
+
+
+TWO = ("ants", "bees")
+
+
+def test_train_and_val_folders_give_the_validation_split(tmp_path, data_config):
+  """The PyTorch tutorial's layout: val/ validates (it was ignored); no test/, so the pipeline
+  holds the test split out of train (test_pipeline.py)."""
+  data_config.name, data_config.data_dir = "folder", layout(tmp_path, {"train": TWO, "val": TWO},
+                                                            per_class=4)
+  source = DATASETS.get("folder")(data_config)
+  assert (len(source.train), len(source.validation), source.test) == (8, 8, None)
+  assert source.validation_description == f"val folder {tmp_path / 'val'}"
+  assert all("/val/" in path for path in source.validation.paths)
+  np.testing.assert_array_equal(source.validation.labels, [0] * 4 + [1] * 4)
+  assert sources.has_validation_split(data_config)
+  # validation_split=0 no longer means "validate on test" with a val/ folder: val/ validates.
+  config = default.get_config()
+  config.data.update(name="folder", data_dir=str(tmp_path), validation_split=0.0)
+  assert not config_lib.validates_on_test(config)
+
+
+def test_train_validation_and_test_folders_are_the_three_splits(tmp_path, data_config):
+  data_config.data_dir = layout(tmp_path, {"train": TWO, "validation": TWO, "test": TWO})
+  source = DATASETS.get("folder")(data_config)
+  assert (len(source.train), len(source.validation), len(source.test)) == (6, 6, 6)
+  assert source.validation_description == f"val folder {tmp_path / 'validation'}"
+  assert [os.path.basename(os.path.dirname(os.path.dirname(p))) for p in source.test.paths] == \
+      ["test"] * 6
+
+
+@pytest.mark.parametrize("splits, message", [
+    ({"train": TWO, "val": ("ants", "wasps")},
+     r"^class folders of .*/val differ from the training classes \(missing: bees; not in train: "
+     r"wasps\); give both splits the same class subfolders$"),
+    ({"train": TWO, "val": TWO, "valid": TWO},
+     r"^.* has val/ and valid/ beside train/; keep one validation folder"),
+])
+def test_validation_folders_that_do_not_fit_are_refused(tmp_path, data_config, splits, message):
+  data_config.data_dir = layout(tmp_path, splits, per_class=1)
+  with pytest.raises(UsageError, match=message):
     DATASETS.get("folder")(data_config)
