@@ -96,7 +96,8 @@ def test_the_default_recipe_trains_one_epoch_with_its_lengths_scaled(tmp_path):
 
 def test_a_config_override_of_the_epochs_scales_alike(tmp_path):
   """The form app.tune's trials pass (--config.train.epochs=N); stops at the missing data."""
-  result = run_train("--config.train.epochs=1", "--dataset=folder", "--data_dir=/no/such/dir",
+  result = run_train(f"--config={REPO}/configs/fashion_mnist.py", "--config.train.epochs=1",
+                     "--dataset=folder", "--data_dir=/no/such/dir",
                      f"--output_dir={tmp_path / 'run'}")
   assert result.returncode == 2 and "does not exist" in result.stderr, result.stderr[-3000:]
   assert SCALED_WARMUP in result.stderr

@@ -17,6 +17,7 @@ SPECS = {
     "color_jitter": "color_jitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1)",
     "erase": "erase(factor=1.0)", "randaugment": "randaugment(num_ops=2, factor=0.5)",
     "mixup": "mixup(alpha=0.4)", "cutmix": "cutmix(factor=1.0)",
+    "resized_crop": "resized_crop(scale=0.35)",
 }
 
 
@@ -80,6 +81,7 @@ IDENTITIES = {
     "color_jitter": "color_jitter(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)",
     "erase": "erase(factor=0.0)", "randaugment": "randaugment(num_ops=0)",
     "mixup": "mixup(alpha=0.4)", "cutmix": "cutmix(factor=1.0)",
+    "resized_crop": "resized_crop(scale=1.0, ratio=1.0)",  # the whole image, resized to itself
 }
 
 
@@ -105,6 +107,20 @@ def test_mixed_labels_follow_the_images(name, batch):
   assert mixed.max() <= 2 and (mixed == 2).any()
 
 
+def test_resized_crop_zooms_into_a_box_of_the_image_and_replays_with_its_seed():
+  """Each image is a box of at least `scale` of its area, resized back: a quarter-area box of a
+  left-right ramp spans at most about half of the ramp's range; a seed draws the same boxes."""
+  ramp = np.tile(np.linspace(0, 255, 32, dtype=np.float32)[None, :, None], (32, 1, 3))
+  images = tf.constant(np.repeat(ramp[None], 8, axis=0))
+  out = augment.resized_crop(images, scale=(0.25, 0.3), ratio=(1.0, 1.0),
+                             seed=tf.constant([1, 2])).numpy()
+  spans = out[:, 0, -1, 0] - out[:, 0, 0, 0]
+  assert (spans > 0).all() and (spans < 0.6 * 255).all()
+  again = augment.resized_crop(images, scale=(0.25, 0.3), ratio=(1.0, 1.0),
+                               seed=tf.constant([1, 2])).numpy()
+  np.testing.assert_array_equal(out, again)
+
+
 def test_device_layers_augment_in_training_and_are_identity_at_inference(batch):
   images, _ = batch
   layers = augment.parse("flip|rotate(factor=0.1)|translate(factor=0.1)", on_device=True).layers()
@@ -113,7 +129,8 @@ def test_device_layers_augment_in_training_and_are_identity_at_inference(batch):
   assert not np.allclose(model(images, training=True), images)
 
 
-DEVICE_OPS = sorted(name for name in SPECS if name not in ("crop", "mixup", "cutmix"))
+DEVICE_OPS = sorted(name for name in SPECS if name not in ("crop", "mixup", "cutmix",
+                                                           "resized_crop"))
 
 
 @pytest.mark.parametrize("name", DEVICE_OPS)

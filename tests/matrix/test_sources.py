@@ -16,7 +16,7 @@ HOST_OPS = ("flip", "crop(pad=3)", "crop(pad=8, fill='reflect')", "rotate(factor
             "zoom(factor=0.1)", "translate(factor=0.1)",
             "color_jitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05)",
             "erase(factor=0.5)", "randaugment(num_ops=2, factor=0.5)", "mixup(alpha=0.2)",
-            "cutmix(factor=1.0)", "flip|crop(pad=2)|mixup(alpha=0.2)")
+            "cutmix(factor=1.0)", "resized_crop(scale=0.35)", "flip|crop(pad=2)|mixup(alpha=0.2)")
 DEVICE_OPS = ("flip", "rotate(factor=0.03)", "zoom(factor=0.1)", "translate(factor=0.1)",
               "color_jitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05)",
               "erase(factor=0.5)", "randaugment(num_ops=1, factor=0.3)")
