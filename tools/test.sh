@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 source tools/setup_env.sh
 if ! layers=$(.venv/bin/lint-imports --no-cache 2>&1); then echo "$layers"; exit 1; fi
 echo "import-linter: ${layers##*$'\n'}"  # its last line: "Contracts: N kept, 0 broken."
-exec .venv/bin/python -m pytest -q -n 2 "$@"
+exec .venv/bin/python -m pytest -q -n 2 --durations=25 "$@"  # the slowest 25: the suite must stay under 15 min

@@ -124,6 +124,7 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
       return history, timing
   for attempt in range(MAX_RETRIES + 1):  # the last attempt returns or raises
     timing, guard, run_callbacks = callbacks.build(run.path, config, schedule, timing, backup)
+    callbacks.add_precise_batch_norm(run_callbacks, model, data, config.model.bn_momentum)
     if resumed and history.get("loss"):  # the run's first epoch's loss, as if never killed
       guard.reference = history["loss"][0]
     for span_first, span_last, span_skip in _fit_spans(initial_epoch, last_epoch, skip):

@@ -194,3 +194,42 @@ def test_an_epoch_not_validated_with_weights_not_finite_is_divergence():
   guard.on_epoch_begin(1)
   guard.on_epoch_end(1, {"loss": 2.0})
   assert guard.diverged == "epoch 2, its end (weights not finite)" and model.stop_training
+
+
+def _bn_net():
+  from app.models.layers import BatchNormalization  # pylint: disable=g-import-not-at-top
+  inputs = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+  x = keras.layers.ReLU()(BatchNormalization(momentum=0.9, name="bn")(x))
+  outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+  model = keras.Model(inputs, outputs)
+  model.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+  return model
+
+
+def test_precise_batch_norm_runs_when_the_moving_averages_span_more_than_an_epoch(tmp_path):
+  # Issue 18: 2 steps an epoch left batch norm's moving averages far from the final weights'
+  # statistics (test accuracy at chance); validation, checkpoints and the end get recomputed ones.
+  from app.data.sources import Examples  # pylint: disable=g-import-not-at-top
+  from app.models.layers import recompute_batch_norm_statistics  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (24, 8, 8, 3)).astype("uint8")
+  labels = rng.integers(0, 2, 24)
+  data = types.SimpleNamespace(
+      steps_per_epoch=2, num_train=24, image_shape=(8, 8, 3), batch_size=12,
+      train_examples=Examples(labels=labels.astype("int32"), images=images),
+      data=types.SimpleNamespace(resize="resize"))
+  model = _bn_net()
+  writers = [callbacks.HistoryCSV(str(tmp_path))]
+  callbacks.add_precise_batch_norm(writers, model, data, momentum=0.9)
+  assert isinstance(writers[0], callbacks.PreciseBatchNorm)  # before the writers
+  x, y = images.astype("float32"), keras.utils.to_categorical(labels, 2)
+  model.fit(x, y, batch_size=12, epochs=2, validation_data=(x, y), callbacks=writers, verbose=0)
+  bn = model.get_layer("bn")
+  after_fit = bn.moving_variance.numpy().copy()
+  recompute_batch_norm_statistics(model, [x[:12], x[12:]])  # the final weights' statistics
+  np.testing.assert_allclose(after_fit, bn.moving_variance.numpy(), rtol=1e-5)
+  longer = dict(vars(data), steps_per_epoch=10)  # 10 steps: the averages span an epoch
+  kept = [callbacks.HistoryCSV(str(tmp_path))]
+  callbacks.add_precise_batch_norm(kept, model, types.SimpleNamespace(**longer), momentum=0.9)
+  assert len(kept) == 1
