@@ -426,7 +426,7 @@ def scale_lengths(config, recipe):
   for key in _length_keys(config):
     section, leaf = key.split(".")
     value = config[section][leaf]
-    if _as_tuple(value) != _as_tuple(recipe[section][leaf]):  # set on the command line: kept
+    if _set_by_command_line(config, recipe, key):  # the user's: kept
       continue
     config[section][leaf] = _scaled(value, scale, epochs)
     if config[section][leaf] != value:
@@ -485,8 +485,8 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   if optim.learning_rate_from and optim.learning_rate_from != "auto":  # an lr_find.json's rate
     from app.optim.lr_find import read_suggested_rate  # pylint: disable=g-import-not-at-top
     optim.learning_rate = read_suggested_rate(optim.learning_rate_from)
-  scale = resolved.train.batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
-  optim.peak_learning_rate = optim.learning_rate * scale
+  from app.optim.optimizers import peak_rate  # pylint: disable=g-import-not-at-top
+  optim.peak_learning_rate = peak_rate(optim, resolved.train.batch_size)
   optim.warmup_epochs = warmup_epochs(optim, resolved.train)
   name, reason = strategy or distribute.strategy_name(resolved.runtime)
   resolved.derived = ml_collections.ConfigDict(dict(

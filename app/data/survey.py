@@ -71,7 +71,7 @@ def survey(data):
   source = sources.load(data)
   count = len(source.train.limited(data.limit, 0))
   held_out = data.validation_split or 0.0
-  if getattr(source, "validation", None) is None:
+  if source.validation is None:
     count *= 1 - held_out
   if source.test is None:
     count *= 1 - held_out

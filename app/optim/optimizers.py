@@ -12,6 +12,13 @@ from app.core.registry import Registry
 OPTIMIZERS = Registry("optimizer")
 
 
+def peak_rate(optim, batch_size):
+  """The peak learning rate at `batch_size`: optim.learning_rate scaled by the linear scaling rule
+  (Goyal et al. 2017) to batch_size / optim.reference_batch_size, or as given when that is 0."""
+  scale = batch_size / optim.reference_batch_size if optim.reference_batch_size else 1.0
+  return optim.learning_rate * scale
+
+
 def _common(optim):
   accumulate = optim.gradient_accumulation_steps
   return {

@@ -26,6 +26,7 @@ from absl import logging
 from app import accel, distribute
 from app.core import files
 from app.data import augment, pipeline
+from app.optim.optimizers import peak_rate
 from app.train import fitting
 
 STEPS_PER_EXECUTION = 8
@@ -170,9 +171,7 @@ def settings_of(config):
 def apply(config, chosen):
   """The config with the probe's choice in place (and the learning rate rescaled for the batch)."""
   copy = _with(config, chosen)
-  if copy.optim.reference_batch_size:
-    copy.optim.peak_learning_rate = (copy.optim.learning_rate * copy.train.batch_size /
-                                     copy.optim.reference_batch_size)
+  copy.optim.peak_learning_rate = peak_rate(copy.optim, copy.train.batch_size)
   return copy
 
 

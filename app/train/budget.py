@@ -102,7 +102,8 @@ def measure(config, data, strategy):
   evaluation_traced = time.perf_counter()
   model.evaluate(evaluation, verbose=0)
   evaluated = time.perf_counter()
-  batches_evaluated = min(TIMED_EVALUATION_BATCHES, -(-data.num_validation // config.train.batch_size))
+  batches_evaluated = min(TIMED_EVALUATION_BATCHES,
+                          _evaluation_batches(data.num_validation, config.train.batch_size))
   evaluation_batch_seconds = (evaluated - evaluation_traced) / max(batches_evaluated, 1)
   with tempfile.TemporaryDirectory() as scratch:
     model.save(os.path.join(scratch, "probe.keras"))
@@ -122,14 +123,14 @@ def _evaluation_batches(count, batch_size):
   return -(-count // batch_size)
 
 
-def plan(config, data, strategy, run):
+def plan(config, data, strategy, run, started):
   """(config with its planned length, the plan for metrics.json) for a budgeted run
-  (config.derived.time_budget_seconds > 0), or (config, None) without a budget. UsageError when
+  (config.derived.time_budget_seconds > 0), or (config, None) without a budget; `started`: the
+  config a resumed run started with (RunDir.started_config), whose plan it keeps. UsageError when
   even one epoch cannot fit."""
   budget = config.derived.time_budget_seconds
   if not budget:
     return config, None
-  started = run.started_config(config)
   if started:  # resumed: the plan it started with
     planned = _copy(config)
     for key in PLANNED_KEYS + tuple(config.derived.budget_scaled_keys):

@@ -18,7 +18,7 @@ from app.data import pipeline
 from app.data import sources
 from app.models import build_model
 from app.optim.lr_find import BatchLosses, ExponentialSweep, suggest
-from app.optim.optimizers import build_optimizer
+from app.optim.optimizers import build_optimizer, peak_rate
 from app.train import output_paths
 
 
@@ -77,12 +77,12 @@ def run_lr_find(config, output_dir, min_rate, max_rate, steps):
   return summary
 
 
-def auto_rate(config, data, strategy, run):
+def auto_rate(config, data, strategy, started):
   """optim.learning_rate_from="auto": (config at the range test's suggested rate, scaled to the
   batch as the recipe scales it, and the test's (summary, rows) for the run dir), or for a
-  resumed run the rate it started with (and None)."""
+  resumed run (`started`: the config it started with, RunDir.started_config) the rate it
+  started with (and None)."""
   planned = ml_collections.ConfigDict(config.to_dict())
-  started = run.started_config(config)
   if started:
     planned.optim.learning_rate = started.optim.learning_rate
     planned.optim.peak_learning_rate = started.optim.peak_learning_rate
@@ -91,8 +91,7 @@ def auto_rate(config, data, strategy, run):
   rate = summary["suggested_learning_rate"]
   optim = planned.optim
   optim.learning_rate = rate
-  optim.peak_learning_rate = rate * (config.train.batch_size / optim.reference_batch_size
-                                     if optim.reference_batch_size else 1.0)
+  optim.peak_learning_rate = peak_rate(optim, config.train.batch_size)
   logging.info("optim.learning_rate_from=auto: the range test (%d steps from %g to %g) suggests "
                "%.4g, peak %.4g at batch %d", summary["steps_run"], AUTO_MIN_RATE, AUTO_MAX_RATE,
                rate, optim.peak_learning_rate, config.train.batch_size)

@@ -105,9 +105,9 @@ def train_and_evaluate(config, fold=None):
   data = pipeline.for_run(source, config, fold)
   range_test = None
   if config.optim.learning_rate_from == "auto":  # the range test first (app/train/lr_find.py)
-    config, range_test = lr_find.auto_rate(config, data, strategy, run)
+    config, range_test = lr_find.auto_rate(config, data, strategy, started)
   # --time_budget: the length planned from the measured step time (app/train/budget.py).
-  config, budget_plan = budget.plan(config, data, strategy, run)
+  config, budget_plan = budget.plan(config, data, strategy, run, started)
   validation_split = _validation_split_label(config, fold, data)
   test_from = "the test split" if data.test_split == "test" else (
       f"held out of train (data.validation_split={config.data.validation_split:g}, seed "

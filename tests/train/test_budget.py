@@ -16,11 +16,6 @@ MEASURED = {"build_seconds": 0.5, "trace_seconds": 2.0, "step_seconds": 0.1,
             "checkpoint_seconds": 0.2, "measure_seconds": 4.0}
 
 
-class _NewRun:
-  def started_config(self, config):
-    return None
-
-
 def _plan(monkeypatch, time_budget, elapsed=10.0, **keys):
   recipe = default.get_config()
   recipe.train.epochs, recipe.optim.warmup_epochs = 10, 2.0
@@ -32,7 +27,7 @@ def _plan(monkeypatch, time_budget, elapsed=10.0, **keys):
   monkeypatch.setattr(budget, "measure", lambda *args: dict(MEASURED))
   monkeypatch.setattr(budget.clock, "process_seconds", lambda: elapsed)
   data = types.SimpleNamespace(steps_per_epoch=20, num_validation=64, num_test=64)
-  return budget.plan(resolved, data, None, _NewRun())
+  return budget.plan(resolved, data, None, run=None, started=None)
 
 
 def test_the_plan_fills_the_budget_and_scales_the_lengths(monkeypatch):
@@ -59,7 +54,7 @@ def test_a_key_the_command_line_set_is_not_scaled(monkeypatch):
   monkeypatch.setattr(budget, "measure", lambda *args: dict(MEASURED))
   monkeypatch.setattr(budget.clock, "process_seconds", lambda: 10.0)
   data = types.SimpleNamespace(steps_per_epoch=20, num_validation=64, num_test=64)
-  planned, _ = budget.plan(resolved, data, None, _NewRun())
+  planned, _ = budget.plan(resolved, data, None, run=None, started=None)
   assert planned.train.epochs > 10 and planned.optim.warmup_epochs == 2.0
 
 
@@ -71,4 +66,4 @@ def test_a_budget_too_short_for_one_epoch_is_refused_saying_how_long_it_needs(mo
 
 def test_no_budget_no_plan(monkeypatch):
   config = config_lib.resolve(default.get_config())
-  assert budget.plan(config, None, None, _NewRun()) == (config, None)
+  assert budget.plan(config, None, None, run=None, started=None) == (config, None)
