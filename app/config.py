@@ -52,6 +52,11 @@ def validate(config):
   _require(not config.train.time_budget or config.runtime.strategy not in ("multi_worker", "tpu"),
            f"--time_budget cannot plan under --strategy={config.runtime.strategy} (each worker "
            "would measure and plan alone); plan with one worker and pass the --epochs it chose")
+  _require(config.optim.learning_rate_from != "auto"
+           or config.runtime.strategy not in ("multi_worker", "tpu"),
+           f"optim.learning_rate_from=auto cannot run the range test under "
+           f"--strategy={config.runtime.strategy} (each worker would test and choose alone); run "
+           "app.lr_find with one worker and pass --config.optim.learning_rate_from=RUN_DIR/lr_find.json")
   parsed["export_formats"] = _validate_export(config.export)
   parsed["validation_is_test"] = _validate_selection(config)
   return parsed

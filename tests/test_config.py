@@ -159,6 +159,18 @@ def test_lookahead_and_ema_are_refused_together():
     config_lib.validate(config)
 
 
+@pytest.mark.parametrize("key, value, named", [
+    ("train.time_budget", "5m", "--time_budget cannot plan under --strategy=multi_worker"),
+    ("optim.learning_rate_from", "auto",
+     "learning_rate_from=auto cannot run the range test under --strategy=multi_worker")])
+def test_what_one_process_measures_alone_is_refused_under_multi_worker(key, value, named):
+  config = default.get_config()
+  config.runtime.strategy, config.runtime.worker_hosts = "multi_worker", "localhost:1,localhost:2"
+  config_lib.set_key(config, key, value)
+  with pytest.raises(UsageError, match=named):
+    config_lib.validate(config)
+
+
 def test_warmup_fraction_follows_the_length():
   from configs import cifar10_93  # pylint: disable=g-import-not-at-top
   config = cifar10_93.get_config()
