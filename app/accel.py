@@ -1,5 +1,5 @@
 """Acceleration switches: the mixed-precision policy (XLA and steps_per_execution go to compile),
-and what the devices here support."""
+what the devices here support, and the policy --mixed_precision=auto picks for them."""
 
 import functools
 import time
@@ -8,6 +8,7 @@ import keras
 
 # Compute capability from which NVIDIA GPUs run float16 (tensor cores) and bfloat16 natively.
 _FLOAT16_CAPABILITY, _BFLOAT16_CAPABILITY = (7, 0), (8, 0)
+_BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo: native bfloat16 arithmetic
 
 
 def set_precision(runtime):
@@ -71,10 +72,33 @@ def supported_precisions():
   flags = _cpu_flags()
   return {
       "float32": None,
-      "mixed_bfloat16": None if flags & {"avx512_bf16", "amx_bf16"} else
+      "mixed_bfloat16": None if flags & _BFLOAT16_CPU_FLAGS else
                         "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)",
       "mixed_float16": _CPU_FLOAT16,
   }
+
+
+def auto_precision(on_tpu=False):
+  """--mixed_precision=auto -> (policy, why), from the devices training runs on: mixed_bfloat16
+  on a TPU (`on_tpu`: --strategy=tpu, the only strategy that trains on one; a TPU VM's host
+  trains on its CPU otherwise), mixed_float16 on GPUs of compute capability >= 7.0 (Tensor
+  Cores; the lowest GPU decides), mixed_bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or
+  AMX), float32 otherwise. Reads the device list only: TensorFlow's devices are not initialised."""
+  if on_tpu:
+    return "mixed_bfloat16", "auto: a TPU, which computes bfloat16 natively"
+  gpus = _gpu_capabilities()
+  if gpus:
+    lowest = ".".join(map(str, min(gpus)))
+    if min(gpus) >= _FLOAT16_CAPABILITY:
+      return "mixed_float16", (f"auto: {len(gpus)} GPU(s) with float16 Tensor Cores (compute "
+                               f"capability {lowest}{' at least' if len(gpus) > 1 else ''} >= 7.0)")
+    return "float32", f"auto: a GPU of compute capability {lowest} < 7.0 has no Tensor Cores"
+  native = sorted(_cpu_flags() & _BFLOAT16_CPU_FLAGS)
+  if native:
+    return "mixed_bfloat16", (f"auto: no GPU; this CPU computes bfloat16 natively "
+                              f"({', '.join(native)})")
+  return "float32", ("auto: no GPU, and this CPU has no bfloat16 instructions (avx512_bf16 or "
+                     "amx_bf16); float16 is never used on a CPU")
 
 
 # 3x3 convolutions (batch, side, channels in = out) like ResNet-9's stages on 32x32 images.

@@ -3,7 +3,7 @@
 `validate(config)` checks every key up front, section by section, and raises UsageError naming the
 key, the value and the fix. `resolve(config)` then computes every derived value once (the
 recipe's lengths in epochs at the run's train.epochs, run directory, learning rate after the
-scaling rule, warmup, strategy, export formats), so the stages
+scaling rule, warmup, strategy, mixed precision under auto, export formats), so the stages
 read plain values, re-check nothing and never call back here. The run directory's own files
 (config.yaml, resuming) are app/core/run_dir.py's.
 """
@@ -19,7 +19,8 @@ from absl import logging
 from app.core.errors import UsageError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")  # auto: resolve() picks
+PROGRESS = ("auto", "bar", "epoch")  # train.progress: app.train.fitting.keras_verbosity
 _PROFILE_STEPS = re.compile(r"^(\d+),(\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -157,6 +158,9 @@ def _validate_train(train):
   _require(not train.profile_steps or profile and 0 < int(profile[1]) <= int(profile[2]),
            f"train.profile_steps must be 'START,STOP' with 1 <= START <= STOP (e.g. "
            f"--config.train.profile_steps=10,19) or '' (off); received {train.profile_steps!r}")
+  _require(train.progress in PROGRESS,
+           f"train.progress must be one of {', '.join(PROGRESS)} (--progress=epoch: one line per "
+           f"epoch); received {train.progress!r}")
 
 
 def budget_seconds(train):
@@ -276,6 +280,8 @@ def _validate_runtime(runtime):
   _require(runtime.accel_probe_steps >= 2, "runtime.accel_probe_steps must be >= 2")
   _require(runtime.accel_tolerance > 0, "runtime.accel_tolerance must be > 0")
   _require(runtime.cpu_devices >= 0, "runtime.cpu_devices must be >= 0 (0 = the CPU as one device)")
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  distribute.gpu_memory(runtime)  # runtime.gpu_memory_limit is a size
   _require(not (runtime.jit_compile and runtime.strategy == "mirrored" and runtime.cpu_devices > 1),
            "XLA collectives are not implemented for CPU devices: drop --jit_compile or "
            "--config.runtime.cpu_devices with --strategy=mirrored")
@@ -370,13 +376,21 @@ def load_recipe(path, lock=False):
   one UsageError naming the file, the line and the fix, since a recipe is the user's input: a
   file that is missing or not Python, a syntax error, a failed import, an exception or a
   sys.exit() while it loads, no get_config(), or one returning something other than a
-  ConfigDict of the schema's sections (configs/default.py)."""
+  ConfigDict of the schema's sections (configs/default.py). A run's config.yaml is that run's
+  config as a recipe (app/core/rerun.py: its choices fixed, a new run directory)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   file, colon, argument = path.partition(":")
   where = f"cannot load the --config recipe {file}"
   fix = "pass a recipe file such as configs/fashion_mnist.py"
   _require(os.path.isfile(file), f"{where}: no such file; {fix}")
-  _require(file.endswith(".py"), f"{where}: not a Python file (.py); {fix}")
+  if file.endswith((".yaml", ".yml")):  # a run's config.yaml: that run again, in a new directory
+    from app.core import rerun  # pylint: disable=g-import-not-at-top
+    config = rerun.recipe_from_file(file, where)
+    if lock:
+      config.lock()
+    return config
+  _require(file.endswith(".py"), f"{where}: not a Python file (.py) nor a run's config.yaml; "
+           f"{fix}")
   try:
     spec = importlib.util.spec_from_file_location("config_config", file)  # ml_collections' name
     module = importlib.util.module_from_spec(spec)
@@ -453,13 +467,26 @@ def _shown(value):
   return f"{value:.4g}"
 
 
+def _resolve_precision(runtime, strategy):
+  """runtime.mixed_precision=auto -> the policy app.accel.auto_precision picks for the devices
+  here (and `strategy`, the resolved name: a TPU's is mixed_bfloat16), set in place and logged;
+  returns why (config.derived.mixed_precision_reason)."""
+  if runtime.mixed_precision != "auto":
+    return f"--mixed_precision={runtime.mixed_precision}"
+  from app import accel  # pylint: disable=g-import-not-at-top
+  runtime.mixed_precision, why = accel.auto_precision(on_tpu=strategy == "tpu")
+  logging.info("mixed precision: %s (%s)", runtime.mixed_precision, why)
+  return why
+
+
 def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   """Config -> a validated, unlocked copy with every derived value filled in, computed here once:
   the lengths in epochs scaled to the run's train.epochs when it differs from its recipe's
   (_length_keys), the run and backup directories, the learning rate (from an lr_find.json, then
   scaled to the batch), the warmup in epochs, and in `derived` what validate() parsed (the
   augmentation terms of data.augment and data.augment_on_device, the export formats), the
-  recipe's epochs and the strategy the run uses, with the reason. `strategy` = (name, reason)
+  recipe's epochs and the strategy the run uses, with the reason; runtime.mixed_precision=auto
+  becomes the policy for the devices here, its reason in derived. `strategy` = (name, reason)
   from app.distribute.initialize (the command computes it before TensorFlow starts); None
   computes it here. `recipe` = the recipe as its file writes it, without the command line's
   overrides (load_recipe; app.cli.recipe_as_written); None: nothing is scaled. `overridden`:
@@ -482,8 +509,9 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   if scaled:
     logging.info("%s", scaled)
   if not resolved.output_dir:
-    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%d-%H%M%S")
-    resolved.output_dir = os.path.join("runs", f"{resolved.name}-{stamp}")
+    from app.core import rerun  # pylint: disable=g-import-not-at-top
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime(rerun.STAMP_FORMAT)
+    resolved.output_dir = os.path.join(rerun.DEFAULT_ROOT, f"{resolved.name}-{stamp}")
   if not resolved.train.backup_dir:
     resolved.train.backup_dir = os.path.join(resolved.output_dir, "backup")
   optim = resolved.optim
@@ -494,8 +522,9 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   optim.peak_learning_rate = peak_rate(optim, resolved.train.batch_size)
   optim.warmup_epochs = warmup_epochs(optim, resolved.train)
   name, reason = strategy or distribute.strategy_name(resolved.runtime)
+  precision_reason = _resolve_precision(resolved.runtime, name)
   resolved.derived = ml_collections.ConfigDict(dict(
-      parsed, strategy=name, strategy_reason=reason,
+      parsed, strategy=name, strategy_reason=reason, mixed_precision_reason=precision_reason,
       recipe_epochs=recipe.train.epochs if recipe else resolved.train.epochs,
       # --time_budget: the seconds, and the lengths in epochs a budgeted plan scales with the
       # epochs it sets (app/train/budget.py): those the command line did not set.

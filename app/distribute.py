@@ -27,6 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from app import keras_compat
+from app.core import memory
 from app.core.errors import UsageError
 
 
@@ -61,6 +62,63 @@ def split_cpu(count):
     if len(tf.config.list_logical_devices("CPU")) != count:
       raise UsageError("runtime.cpu_devices must be set before TensorFlow starts; pass it on the "
                        "command line of a fresh process") from None
+
+
+# === GPU memory ===
+# TensorFlow maps almost all of each visible GPU's memory when it starts, so a second process on
+# that GPU (concurrent tuning trials, local workers, a notebook) runs out of memory
+# (keras-tuner#220, #329, #413). Growth takes memory as the run needs it; a limit gives each GPU
+# a fixed share instead. TensorFlow takes one or the other per GPU (a limit is a logical device
+# configuration, and set_memory_growth raises ValueError on one), so a limit replaces growth.
+
+def gpu_memory(runtime):
+  """(growth, limit in MiB or 0) from runtime.gpu_memory_growth and runtime.gpu_memory_limit;
+  UsageError when the limit is not a size of at least 1 MiB."""
+  if not runtime.gpu_memory_limit:
+    return bool(runtime.gpu_memory_growth), 0
+  size = memory.parse_size(runtime.gpu_memory_limit)
+  if size is None or size < 2**20:
+    raise UsageError(f"runtime.gpu_memory_limit (--gpu_memory_limit) {runtime.gpu_memory_limit!r} "
+                     "is not a size of 1 MiB or more; pass e.g. 8GiB (or 8192, in MiB), or '' "
+                     "for none")
+  return bool(runtime.gpu_memory_growth), size // 2**20
+
+
+def configure_gpu_memory(growth=True, limit_mib=0):
+  """Every visible GPU takes memory as it needs it (`growth`), or at most `limit_mib` MiB (a
+  logical device of that size, reserved whole at the first allocation; it replaces growth);
+  returns the line it logs ("" without GPUs). Must run before TensorFlow initialises its devices
+  (the first op): after that a limit raises UsageError, and growth not applied is a warning."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if not gpus:
+    if limit_mib:
+      logging.info("GPU memory: no GPU here, so --gpu_memory_limit has nothing to limit")
+    return ""
+  if limit_mib:
+    line = (f"at most {limit_mib} MiB on each of {len(gpus)} GPU(s) (--gpu_memory_limit: "
+            "TensorFlow reserves it whole at its first allocation, without growth)")
+  elif growth:
+    line = (f"growth on {len(gpus)} GPU(s): each process takes memory as it needs it "
+            "(--gpu_memory_limit=SIZE caps it instead)")
+  else:
+    line = (f"TensorFlow's default on {len(gpus)} GPU(s): almost all of their memory at start "
+            "(runtime.gpu_memory_growth=False)")
+  try:
+    for gpu in gpus:
+      if limit_mib:
+        tf.config.set_logical_device_configuration(
+            gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit_mib)])
+      elif growth:
+        tf.config.experimental.set_memory_growth(gpu, True)
+  except RuntimeError:  # "Physical devices cannot be modified after being initialized"
+    if limit_mib:
+      raise UsageError("--gpu_memory_limit must be set before TensorFlow starts; pass it on the "
+                       "command line of a fresh process") from None
+    line = "growth not set: TensorFlow had initialised its GPUs already (they keep its default)"
+    logging.warning("GPU memory: %s", line)
+    return line
+  logging.info("GPU memory: %s", line)
+  return line
 
 
 # === Multi-worker: TF_CONFIG ===
@@ -220,10 +278,12 @@ _created = {}  # the strategy initialize() had to create before any other Tensor
 
 
 def initialize(runtime):
-  """What must happen before TensorFlow runs its first op (config validation included): the
-  multi-worker strategy configures collective ops, and runtime.cpu_devices splits the CPU. Entry
-  scripts call it first and pass what it returns, (strategy name, reason), to
-  app.config.resolve; strategy_from_config then returns the strategy created here."""
+  """What must happen before TensorFlow runs its first op (config validation included): the GPUs'
+  memory growth or limit (configure_gpu_memory), the multi-worker strategy configures collective
+  ops, and runtime.cpu_devices splits the CPU. Entry scripts call it first and pass what it
+  returns, (strategy name, reason), to app.config.resolve; strategy_from_config then returns the
+  strategy created here."""
+  configure_gpu_memory(*gpu_memory(runtime))  # trials and workers too: they run app.train
   name, reason = strategy_name(runtime)
   if runtime.cluster_timeout_seconds < 0:
     raise UsageError(f"runtime.cluster_timeout_seconds must be >= 0 (0 = wait without a "

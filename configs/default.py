@@ -92,6 +92,7 @@ def get_config():
   # lengths in epochs scale alike. "5m", "90s", "1h30m"; "" = off (train.epochs as given).
   config.train.time_budget = ""  # --time_budget: e.g. "5m"; the run plans its length to fit it
   config.train.profile_steps = ""  # "START,STOP": trace these steps (1-based); python -m app.step_profile
+  config.train.progress = "auto"  # auto (a progress bar on a terminal, else a line per epoch) | bar | epoch
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"  # an optimizer in app.optim.optimizers.OPTIMIZERS
@@ -132,7 +133,9 @@ def get_config():
   config.runtime.cluster_timeout_seconds = 600.0  # multi_worker: wait for the others; 0 = no limit
   config.runtime.tpu = ""  # tpu: TPU name or grpc:// address; "" = the TPU this VM is attached to
   config.runtime.cpu_devices = 0  # split the CPU into N logical devices (mirrored on a CPU); 0 = no
-  config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+  config.runtime.gpu_memory_growth = True  # GPUs take memory as needed (False: TF grabs it all)
+  config.runtime.gpu_memory_limit = ""  # per GPU, e.g. "8GiB" (bare number: MiB); replaces growth
+  config.runtime.mixed_precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16 | auto
   config.runtime.jit_compile = False  # XLA; measured 2x slower for small convnets on this CPU
   config.runtime.steps_per_execution = 1  # train steps per compiled call (less Python overhead)
   config.runtime.channels_last = False  # True: force NHWC (TF's layout optimizer off); False: TF decides

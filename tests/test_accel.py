@@ -69,3 +69,73 @@ def test_train_cli_refuses_mixed_float16_on_a_cpu_with_exit_status_2(tmp_path):
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: --mixed_precision=mixed_float16"), last
   assert not (tmp_path / "run").exists()
+
+
+# --mixed_precision=auto, on GPU lists faked at TensorFlow's own functions (the GPU or TPU
+# machines it is for are not here: docs/GPU.md lists what only they can confirm).
+
+@pytest.fixture
+def tf_devices(monkeypatch):
+  """tf_devices(gpu_capabilities) makes tf.config list those GPUs (with get_device_details'
+  compute capabilities); the CPU's flags are this machine's unless `devices` fakes them."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  listed = tf.config.list_physical_devices
+
+  def fake(gpu_capabilities):
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU")
+            for i in range(len(gpu_capabilities))]
+    details = dict(zip(gpus, gpu_capabilities))
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else listed(kind))
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda gpu: {"device_name": "faked", "compute_capability": details[gpu]})
+    accel.supported_precisions.cache_clear()
+  yield fake
+  accel.supported_precisions.cache_clear()
+
+
+@pytest.mark.parametrize("capabilities, policy", [
+    ([(7, 0)], "mixed_float16"), ([(9, 0), (8, 0)], "mixed_float16"),
+    ([(6, 1)], "float32"), ([(8, 0), (6, 0)], "float32")])  # the lowest GPU decides
+def test_auto_picks_float16_on_gpus_with_tensor_cores_only(tf_devices, capabilities, policy):
+  tf_devices(capabilities)
+  chosen, why = accel.auto_precision()
+  assert chosen == policy, why
+  lowest = ".".join(map(str, min(capabilities)))
+  assert why.startswith("auto:") and f"compute capability {lowest}" in why, why
+
+
+def test_auto_picks_bfloat16_on_a_tpu_whatever_the_cpu(tf_devices, devices):
+  devices({"avx2"})  # no bfloat16 on the host
+  tf_devices([])
+  assert accel.auto_precision(on_tpu=True) == ("mixed_bfloat16", "auto: a TPU, which computes "
+                                                               "bfloat16 natively")
+  assert accel.auto_precision()[0] == "float32"  # the same host, training on its CPU
+
+
+@pytest.mark.parametrize("flags, policy", [
+    ({"avx512f", "avx512_bf16"}, "mixed_bfloat16"), ({"amx_bf16"}, "mixed_bfloat16"),
+    (FLOAT16_CPU_FLAGS - {"avx512_bf16", "amx_bf16"}, "float32")])  # never float16 on a CPU
+def test_auto_on_a_cpu_picks_bfloat16_where_it_is_native(tf_devices, devices, flags, policy):
+  devices(flags)
+  tf_devices([])
+  chosen, why = accel.auto_precision()
+  assert chosen == policy, why
+  assert all(flag in why for flag in flags & {"avx512_bf16", "amx_bf16"}), why
+
+
+def test_resolve_turns_auto_into_the_policy_once_and_keeps_why(tf_devices, caplog):
+  caplog.set_level("INFO", logger="absl")
+  tf_devices([(8, 0)])
+  config = default.get_config()
+  config.runtime.mixed_precision = "auto"
+  resolved = config_lib.resolve(config)
+  assert resolved.runtime.mixed_precision == "mixed_float16"
+  assert resolved.derived.mixed_precision_reason == accel.auto_precision()[1]
+  assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(
+      "mixed precision: ")] == [f"mixed precision: mixed_float16 ({accel.auto_precision()[1]})"]
+  # A TPU strategy (the name app.distribute.initialize resolved) is bfloat16's.
+  on_tpu = config_lib.resolve(config, strategy=("tpu", "--strategy=tpu"))
+  assert on_tpu.runtime.mixed_precision == "mixed_bfloat16"
+  config.runtime.mixed_precision = "float32"  # a policy given is kept, and said to be given
+  assert config_lib.resolve(config).derived.mixed_precision_reason == "--mixed_precision=float32"

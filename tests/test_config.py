@@ -101,6 +101,7 @@ def test_unknown_name_lists_choices(key, value, registry):
     ("train.profile_steps", "20,10", "train.profile_steps"),  # START after STOP
     ("train.profile_steps", "0,5", "train.profile_steps"),  # steps count from 1
     ("train.profile_steps", "10-20", "train.profile_steps"),
+    ("train.progress", "bars", "train.progress must be one of auto, bar, epoch"),
     ("model.bn_bias_lr_scale", 0.0, "model.bn_bias_lr_scale"),
     ("optim.lookahead_every", -1, "optim.lookahead_every"),
     ("optim.lookahead_decay", 1.0, "optim.lookahead_decay"),

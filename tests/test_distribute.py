@@ -96,3 +96,97 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
   assert "2 replica(s)" in mirrored["strategy"]
   assert mirrored["test_loss"] == pytest.approx(single["test_loss"], rel=2e-3)
   assert mirrored["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=0.01)
+
+
+# === GPU memory: growth by default, or a limit (faked GPUs: tf.config's own functions record
+# what they are asked; a real GPU's allocator is docs/GPU.md's checklist) ===
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+  """fake_gpus(count, initialised=False) -> {"growth": [...], "limits": [...]}: tf.config lists
+  `count` GPUs and records the memory settings made on them; `initialised`: TensorFlow has
+  started its devices, so both raise RuntimeError as TensorFlow's own do then."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def fake(count, initialised=False):
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(count)]
+    made = {"growth": [], "limits": []}
+
+    def record(kind, value):
+      if initialised:
+        raise RuntimeError("Physical devices cannot be modified after being initialized")
+      made[kind].append(value)
+
+    listed = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: gpus if kind == "GPU" else listed(kind))
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
+                        lambda gpu, on: record("growth", (gpu.name, on)))
+    monkeypatch.setattr(tf.config, "set_logical_device_configuration", lambda gpu, logical: record(
+        "limits", (gpu.name, [d.memory_limit for d in logical])))
+    return made
+
+  return fake
+
+
+def runtime_with(**keys):
+  from configs import default  # pylint: disable=g-import-not-at-top
+  runtime = default.get_config().runtime
+  for key, value in keys.items():
+    runtime[key] = value
+  return runtime
+
+
+def test_initialize_grows_every_gpus_memory_by_default(fake_gpus):
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  made = fake_gpus(2)
+  name, _ = distribute.initialize(runtime_with())  # what app.train (trials, workers) runs first
+  assert name == "mirrored"  # auto over the 2 faked GPUs
+  assert made == {"growth": [("/physical_device:GPU:0", True), ("/physical_device:GPU:1", True)],
+                  "limits": []}
+
+
+@pytest.mark.parametrize("limit, mib", [("8GiB", 8192), ("8g", 8192), ("1536", 1536),
+                                        ("0.5 GB", 512)])
+def test_a_memory_limit_replaces_growth_on_every_gpu(fake_gpus, limit, mib):
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  made = fake_gpus(2)
+  line = distribute.configure_gpu_memory(*distribute.gpu_memory(runtime_with(
+      gpu_memory_limit=limit)))
+  assert made == {"growth": [], "limits": [("/physical_device:GPU:0", [mib]),
+                                           ("/physical_device:GPU:1", [mib])]}
+  assert line.startswith(f"at most {mib} MiB on each of 2 GPU(s)"), line
+
+
+def test_growth_off_leaves_tensorflows_default(fake_gpus):
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  made = fake_gpus(1)
+  line = distribute.configure_gpu_memory(*distribute.gpu_memory(runtime_with(
+      gpu_memory_growth=False)))
+  assert made == {"growth": [], "limits": []} and line.startswith("TensorFlow's default"), line
+
+
+def test_after_tensorflow_started_a_limit_is_one_line_and_growth_a_warning(fake_gpus):
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  from app.core.errors import UsageError  # pylint: disable=g-import-not-at-top
+  fake_gpus(1, initialised=True)
+  with pytest.raises(UsageError, match="must be set before TensorFlow starts"):
+    distribute.configure_gpu_memory(limit_mib=4096)
+  assert distribute.configure_gpu_memory().startswith("growth not set")
+
+
+def test_without_gpus_nothing_is_configured():
+  from app import distribute  # pylint: disable=g-import-not-at-top
+  assert distribute.configure_gpu_memory(limit_mib=4096) == ""  # this machine: no GPU
+
+
+@pytest.mark.parametrize("limit", ["lots", "8XB", "0", "-2GiB", "100b"])  # 100 bytes < 1 MiB
+def test_a_memory_limit_that_is_no_size_is_refused_by_validation(limit):
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from app.core.errors import UsageError  # pylint: disable=g-import-not-at-top
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.runtime.gpu_memory_limit = limit
+  with pytest.raises(UsageError, match=rf"^runtime.gpu_memory_limit \(--gpu_memory_limit\) "
+                     rf"'{limit}' is not a size .*8GiB"):
+    config_lib.validate(config)

@@ -14,6 +14,13 @@ written to --pid_file (one line per worker, rewritten at each start) so a worker
 try that out. SIGTERM or Ctrl-C to the launcher passes one SIGTERM to each worker, which
 saves a backup and exits (app/train/preemption.py); the launcher then exits with 128 + the
 signal, without restarting.
+
+With --gpus=0,1 worker i sees only GPU i mod 2 (CUDA_VISIBLE_DEVICES, nvidia-smi's numbering);
+more workers than GPUs share them round-robin (app.train takes GPU memory as it needs it, and
+--gpu_memory_limit caps it). --dry_run prints what each worker would be started with:
+
+  .venv/bin/python tools/launch_workers.py --workers=2 --gpus=0,1 --dry_run -- \
+      .venv/bin/python -m app.train --epochs=2 --output_dir=runs/two_workers
 """
 
 import json
@@ -26,23 +33,42 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tools import local_processes  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tools.local_processes import free_ports, relay, stopped_by_signal, wait, write_pids  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_integer("workers", 2, "Workers to start (worker 0 is the chief).")
 flags.DEFINE_integer("max_restarts", 0, "Restart the cluster this many times after a failure.")
 flags.DEFINE_string("pid_file", "", "Write the workers' PIDs here, one per line.")
+flags.DEFINE_string("gpus", "", "GPUs to spread the workers over, e.g. 0,1 (nvidia-smi's "
+                    "numbers): worker i sees only GPU i mod N (CUDA_VISIBLE_DEVICES). Empty: "
+                    "every worker sees every GPU.")
+flags.DEFINE_boolean("dry_run", False, "Print each worker's environment variables and command, "
+                     "and start none.")
 
 
-def start_cluster(command, count, pid_file):
+def cluster(count, gpus=()):
+  """[(name, the variables set for it)]: worker i of `count` with its TF_CONFIG (free local
+  ports) and, with `gpus`, one of them (round-robin)."""
   hosts = [f"localhost:{port}" for port in free_ports(count)]
+  names = [f"worker {index}" for index in range(count)]
+  on_gpu = local_processes.round_robin(names, gpus)
+  planned = []
+  for index, name in enumerate(names):
+    variables = {"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})}
+    if gpus:
+      variables.update(local_processes.gpu_environment([on_gpu[name]]))
+    planned.append((name, variables))
+  return planned
+
+
+def start_cluster(command, count, pid_file, gpus=()):
   workers = []
-  for index in range(count):
-    env = dict(os.environ, TF_CONFIG=json.dumps(
-        {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}))
+  for name, variables in cluster(count, gpus):
     # A session of its own: Ctrl-C reaches the launcher alone, which passes one SIGTERM on.
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)
-    relay(f"[worker {index}]", worker)
+    worker = subprocess.Popen(command, env=dict(os.environ, **variables), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    relay(f"[{name}]", worker)
     workers.append(worker)
   if pid_file:
     write_pids(pid_file, workers)
@@ -60,8 +86,21 @@ def main(argv):
   if flags.FLAGS.workers < 1:
     print("error: --workers must be 1 or more", file=sys.stderr)
     return 2
+  try:
+    gpus = local_processes.parse_gpus(flags.FLAGS.gpus)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  planned = cluster(flags.FLAGS.workers, gpus)  # each start below picks its own free ports
+  if gpus:
+    on_gpu = {name: variables["CUDA_VISIBLE_DEVICES"] for name, variables in planned}
+    print(f"[launcher] {local_processes.describe_gpus(on_gpu)}", flush=True)
+  if flags.FLAGS.dry_run:
+    for name, variables in planned:
+      print(local_processes.shown_command(name, variables, command))
+    return 0
   for attempt in range(flags.FLAGS.max_restarts + 1):
-    workers = start_cluster(command, flags.FLAGS.workers, flags.FLAGS.pid_file)
+    workers = start_cluster(command, flags.FLAGS.workers, flags.FLAGS.pid_file, gpus)
     code = wait(workers)
     for worker in workers:  # a killed one may not have died yet, and its locks go when it does
       worker.wait()

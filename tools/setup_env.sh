@@ -21,7 +21,10 @@ if [ ! -f "$stamp" ]; then
   echo "setup: creating .venv with $($python --version) and the pinned packages (a few minutes)" >&2
   "$python" -m venv .venv
   # The grep drops pip's notes about local package folders some machine images name but lack.
-  .venv/bin/pip install -q --disable-pip-version-check -c tools/constraints.txt -e '.[test]' \
+  # The onnx and profile extras too: the tests export ONNX files and read profiles (setup.cfg
+  # says what each extra is for).
+  .venv/bin/pip install -q --disable-pip-version-check -c tools/constraints.txt \
+    -e '.[test,onnx,profile]' \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   rm -f .venv/.installed-*
   touch "$stamp"

@@ -140,3 +140,38 @@ def run_main(main):
       fail(e)
 
   return wrapped
+
+
+def adopt_as_main(module_name):
+  """What --help describes, from a console script (convtrain-<command>: pip's wrapper is the main
+  module, with no docstring and no flag of its own): command module `module_name`'s docstring
+  and flags, as under python -m app.<command>. Nothing to do when that module is __main__."""
+  if module_name == "__main__":
+    return
+  sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+  for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)  # absl's name for __main__
+
+
+def commands():
+  """Every command's name: one module per command in this package, app/cli/<command>.py."""
+  import pkgutil  # pylint: disable=g-import-not-at-top
+  return sorted(module.name for module in pkgutil.iter_modules(__path__))
+
+
+def dispatch():
+  """`convtrain <command> [flags]` (a console script): runs app/cli/<command>.py as the main
+  module, as `python -m app.<command>` does, so --help shows that command's docstring and flags.
+  `lr-find` names `lr_find` too, as in convtrain-lr-find."""
+  import runpy  # pylint: disable=g-import-not-at-top
+  names = commands()
+  usage = (f"convtrain COMMAND [--flags], COMMAND one of: {', '.join(names)}; "
+           "convtrain COMMAND --help lists its flags")
+  if len(sys.argv) > 1 and sys.argv[1] in _HELP_FLAGS:
+    print(f"usage: {usage}")
+    sys.exit(0)
+  command = sys.argv[1].replace("-", "_") if len(sys.argv) > 1 else ""
+  if command not in names:
+    fail(f"unknown command {sys.argv[1]!r}; usage: {usage}" if command else f"usage: {usage}")
+  sys.argv = [f"convtrain {command}"] + sys.argv[2:]
+  runpy.run_module(f"app.cli.{command}", run_name="__main__", alter_sys=True)

@@ -37,5 +37,11 @@ def main(argv):
   print(augmentation_preview(config, flags.FLAGS.output, flags.FLAGS.count, flags.FLAGS.repeats))
 
 
-if __name__ == "__main__":
+def run():
+  """Console-script entry point (convtrain-augment-preview)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -9,7 +9,10 @@ Reports accuracy, top-5 accuracy, cross-entropy, per-class precision/recall/F1, 
 matrix, the worst mistakes and calibration (ECE, reliability diagram): report.md, report.json and
 three PNGs in <run_dir>/evaluation/ (evaluation-2/, ... if taken; nothing is overwritten); an
 export given without --run_dir needs --report_dir (the report never goes where a model's metadata
-points). Only exports this application wrote are loaded, unless --trust_model.
+points). The same numbers, pictures and per-class table go to TensorBoard, in the run's
+tensorboard/evaluation/ (evaluation-2/, ...; a report outside the run: <report_dir>/tensorboard/):
+tensorboard --logdir <run_dir>. Only exports this application wrote are loaded, unless
+--trust_model.
 """
 
 from app import cli  # sets up logging before TensorFlow loads  # pylint: disable=g-bad-import-order
@@ -62,6 +65,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (convtrain-evaluate)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
 
 

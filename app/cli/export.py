@@ -43,6 +43,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (convtrain-export)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
 
 

@@ -65,5 +65,11 @@ def main(argv):
           f"{flops_per_image(model) / 1e6:13.2f}")
 
 
-if __name__ == "__main__":
+def run():
+  """Console-script entry point (convtrain-models)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()

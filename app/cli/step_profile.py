@@ -1,6 +1,8 @@
 r"""Where a training step's time goes (app/train/step_profile.py): the trace that
---config.train.profile_steps records, split into input, compute by kind and framework overhead.
+--config.train.profile_steps records, read through the profiler plugin's analyses (xprof, the
+`[profile]` extra), split into input, compute by kind and framework overhead.
 
+  pip install -e '.[profile]'
   python -m app.train --config=configs/cifar10_93.py --config.train.profile_steps=10,19 ...
   python -m app.step_profile --run_dir=runs/cifar10_93-20261129-100000
 
@@ -14,10 +16,9 @@ from app import cli  # sets up logging before TensorFlow loads  # pylint: disabl
 
 from absl import app, flags
 
-from app import keras_compat
 from app.core import files
 from app.core.run_dir import RunDir
-from app.train.step_profile import markdown, summarize, trace_files
+from app.train.step_profile import analyses, markdown, profiled_steps, summarize, trace_files
 
 flags.DEFINE_string("run_dir", None, "Run directory of a python -m app.train run made with "
                     "--config.train.profile_steps=START,STOP.")
@@ -36,10 +37,12 @@ def main(argv):
   if not paths:
     cli.fail(f"{f.run_dir} holds no profiler trace; train with "
              "--config.train.profile_steps=START,STOP (e.g. 10,19) first")
-  summary = summarize(keras_compat.read_xspace(paths[-1]), f.top)
+  config = (RunDir(f.run_dir).load_config()
+            if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
+  summary = summarize(analyses(paths[-1]), f.top,
+                      len(profiled_steps(config.train.profile_steps)) if config else None)
   summary["trace"] = paths[-1]
-  batch_size = (RunDir(f.run_dir).load_config().train.batch_size
-                if os.path.isfile(os.path.join(f.run_dir, "config.yaml")) else None)
+  batch_size = config.train.batch_size if config else None
   files.write_json(os.path.join(f.run_dir, "step_profile.json"), summary)
   print(markdown(summary, batch_size))
 
@@ -47,6 +50,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (convtrain-step-profile)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
 
 

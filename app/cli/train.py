@@ -7,9 +7,14 @@ r"""Train, evaluate and export an image classifier.
   python -m app.train --dataset=folder --data_dir=~/photos --config.data.validation_split=0.1
   python -m app.train --dataset=tfds:cifar10 --data_dir=~/tensorflow_datasets
   python -m app.train --accel=auto                     # measure the speed switches, pick the best
+  python -m app.train --progress=epoch                 # a line per epoch, not a bar (auto: a bar
+                                                       # only when stdout is a terminal)
   python tools/launch_workers.py --workers=2 -- python -m app.train --output_dir=runs/x
+  python -m app.train --config=runs/x/config.yaml     # run x again, in a new run directory
+  python -m app.train --resume=latest                  # continue the newest unfinished runs/*
 
-Running the same command again on an unfinished run directory resumes it from its backup.
+Running the same command again on an unfinished run directory resumes it from its backup, as
+--resume=RUN_DIR does without the flags.
 SIGTERM or SIGINT (a preemption, Ctrl-C) saves a backup at the next batch end and exits with
 status 143 or 130; running the same command again resumes from it.
 Every recipe key can be overridden as --config.<section>.<key>=VALUE; the shortcut flags below
@@ -79,7 +84,17 @@ SHORTCUTS = {
     "tpu": ("runtime.tpu", flags.DEFINE_string,
             "--strategy=tpu: the TPU's name or grpc:// address; empty = the attached TPU."),
     "mixed_precision": ("runtime.mixed_precision", flags.DEFINE_string,
-                        "Precision policy: float32, mixed_bfloat16, mixed_float16."),
+                        "Precision policy: float32, mixed_bfloat16, mixed_float16, or auto: "
+                        "mixed_float16 on GPUs with Tensor Cores (compute capability >= 7.0), "
+                        "mixed_bfloat16 on TPUs and on CPUs with native bfloat16 (AVX512_BF16, "
+                        "AMX), float32 otherwise (the choice and why: the log, config.yaml's "
+                        "derived.mixed_precision_reason, metrics.json)."),
+    "gpu_memory_limit": ("runtime.gpu_memory_limit", flags.DEFINE_string,
+                         "At most this much memory on each GPU, e.g. 8GiB or 8192 (MiB), "
+                         "reserved whole when TensorFlow first allocates; unset, each GPU's "
+                         "memory is taken as needed (growth; "
+                         "--config.runtime.gpu_memory_growth=false: TensorFlow's default, all "
+                         "of it at start). docs/GPU.md."),
     "jit_compile": ("runtime.jit_compile", flags.DEFINE_boolean, "Compile with XLA."),
     "steps_per_execution": ("runtime.steps_per_execution", flags.DEFINE_integer,
                             "Training steps per compiled call (1 = Keras's default)."),
@@ -96,8 +111,19 @@ SHORTCUTS = {
                     "Undecodable image files: fail (naming them) or skip (listed in the run dir)."),
     "cv_folds": ("train.cv_folds", flags.DEFINE_integer,
                  "k-fold cross-validation on the training split (>= 2); reports mean and std."),
+    "progress": ("train.progress", flags.DEFINE_string,
+                 "How training shows its progress on stdout: bar (Keras's progress bar, redrawn "
+                 "within each epoch), epoch (one line per epoch, for logs) or auto (bar when "
+                 "stdout is a terminal, epoch otherwise: a pipe, a file, CI, app.tune's trials)."),
 }
 cli.define_shortcuts(SHORTCUTS)
+flags.DEFINE_string(
+    "resume", None,
+    "Continue the unfinished run in this run directory (one killed, preempted or stopped) with "
+    "the settings it started with, read from its config.yaml; 'latest': the newest unfinished "
+    "runs/<name>-<UTC time> here (of --config's name, if given). Flags that would change the "
+    "run are refused; those of how this machine runs it (--progress, --gpu_memory_limit) are "
+    "not. To train a run again in a new directory: --config=RUN_DIR/config.yaml.")
 
 
 def main(argv):
@@ -115,11 +141,19 @@ def main(argv):
 def _train(preemption):
   from app import config as config_lib, distribute  # pylint: disable=g-import-not-at-top
   from app.train.train_and_evaluate import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  config, recipe, overridden = _config_and_recipe(config_lib)
+  started = None
+  if flags.FLAGS.resume is not None:
+    config, started, overridden = _run_to_resume(config_lib)
+    recipe = config
+  else:
+    config, recipe, overridden = _config_and_recipe(config_lib)
   with preemption.outside_fit("before training started (waiting for the cluster, or setting up); "
                               "nothing was written"):
     strategy = distribute.initialize(config.runtime)  # before any TensorFlow op, validation's too
   resolved = config_lib.resolve(config, strategy=strategy, recipe=recipe, overridden=overridden)
+  if started is not None:  # --resume: the run's choices from its data and measurements, as made
+    from app.core import rerun  # pylint: disable=g-import-not-at-top
+    rerun.restore_choices(resolved, started)
   if resolved.train.cv_folds:
     from app.train import cross_validation  # pylint: disable=g-import-not-at-top
     summary = cross_validation.cross_validate(resolved)
@@ -158,8 +192,39 @@ def _config_and_recipe(config_lib):
   return config, recipe, overridden
 
 
+def _run_to_resume(config_lib):
+  """--resume: (the run's config to resolve, its config.yaml as saved, the keys set here): the
+  flags may set only how this machine runs it (app.core.run_dir.MACHINE_KEYS); any other setting
+  is refused in one line, as --config is except with --resume=latest (whose name it gives)."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from app.core import rerun, run_dir  # pylint: disable=g-import-not-at-top
+  latest = flags.FLAGS.resume == rerun.LATEST
+  overrides = config_flags.get_override_values(flags.FLAGS["config"])
+  machine = {name: spec for name, spec in SHORTCUTS.items() if spec[0] in run_dir.MACHINE_KEYS}
+  changing = ([] if latest or not flags.FLAGS["config"].present else ["--config"]) + [
+      f"--{name}" for name, (key, _, _) in SHORTCUTS.items()
+      if flags.FLAGS[name].present and name not in machine] + [
+          f"--config.{key}" for key in overrides if key not in run_dir.MACHINE_KEYS]
+  if changing:
+    run = "RUN_DIR" if latest else flags.FLAGS.resume
+    cli.fail(f"--resume continues a run with the settings it started with (its config.yaml), so "
+             f"{', '.join(changing)} cannot change it; drop {'it' if len(changing) == 1 else 'them'}"
+             f", or train the run again with changes in a new run directory: "
+             f"--config={os.path.join(run, 'config.yaml')} and the flags")
+  name = flags.FLAGS.config.name if latest and flags.FLAGS["config"].present else None
+  config, started = rerun.run_to_resume(flags.FLAGS.resume, name)
+  for key in overrides:
+    config_lib.set_key(config, key, overrides[key])
+  overridden = sorted(set(overrides) | set(cli.apply_shortcuts(config, machine)))
+  logging.info("--resume=%s: the run in %s, with the settings it started with", flags.FLAGS.resume,
+               config.output_dir)
+  return config, started, overridden
+
+
 def run():
   """Console-script entry point (convtrain-train)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
 
 

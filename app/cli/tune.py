@@ -11,10 +11,14 @@ r"""Search architecture and learning rate with KerasTuner, each trial a fresh ap
 The space is the recipe's config.search.space ("model.width=int(16, 40, 8);
 optim.learning_rate=log(0.05, 0.8); ..."; configs/default.py documents the syntax). Trials
 validate on config.search.validation_split of the training split, never on the test split.
-Running the same command again resumes an interrupted search; a search directory made for another
+It prints each trial's values, its epochs as they end and its score, then the leaderboard's top
+and the time the search may still take (from its pace so far, --max_trials and
+--search_time_budget_seconds). Running the same command again resumes an interrupted search; a search directory made for another
 space, recipe or data set is refused unless --overwrite. <search_dir> receives leaderboard.csv,
 leaderboard.md, best_recipe.py (python -m app.train --config=<search_dir>/best_recipe.py),
-fingerprint.json, trials/<id>/ (run/, train.log, result.json) and kerastuner/ (the oracle's state).
+fingerprint.json, trials/<id>/ (run/, train.log, result.json) and kerastuner/ (the oracle's state),
+and TensorBoard's HParams dashboard (each finished trial's values and metrics): tensorboard
+--logdir <search_dir>.
 On a cluster, set KERASTUNER_TUNER_ID (chief on one host; tuner0, tuner1, ... on the others),
 KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's address) per host and run the same
 command on each. Every --config.<key> override and the shortcut flags are passed on to the trials.
@@ -50,6 +54,9 @@ SHORTCUTS = {
                         "time_to_target: the validation accuracy to reach."),
     "strategy": ("runtime.strategy", flags.DEFINE_string,
                  "Distribution strategy each trial trains under (see app.train --help)."),
+    "gpu_memory_limit": ("runtime.gpu_memory_limit", flags.DEFINE_string,
+                         "Each trial's memory on each GPU, e.g. 4GiB (see app.train --help); "
+                         "unset, trials take memory as they need it."),
 }
 cli.define_shortcuts(SHORTCUTS)
 flags.DEFINE_string("search_dir", "runs/search", "The search's directory (new, or one to resume).")
@@ -63,7 +70,11 @@ flags.DEFINE_integer("retrain_epochs", 0, "--retrain: epochs (0 = the best recip
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag")
+  from app import distribute  # pylint: disable=g-import-not-at-top
   from app.tune import search  # pylint: disable=g-import-not-at-top
+  # This process trains nothing (each trial is an app.train of its own): should anything in it
+  # touch a GPU, it takes only what that needs, never the memory its trials need.
+  distribute.configure_gpu_memory(growth=True)
   config = flags.FLAGS.config
   overrides = dict(config_flags.get_override_values(flags.FLAGS["config"]))
   overrides.update(cli.apply_shortcuts(config, SHORTCUTS))
@@ -84,5 +95,11 @@ def main(argv):
     print(f"retrained the best configuration: run dir {run_dir}")
 
 
-if __name__ == "__main__":
+def run():
+  """Console-script entry point (convtrain-tune)."""
+  cli.adopt_as_main(__name__)
   app.run(cli.run_main(main), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -9,6 +9,7 @@ which a GPU's own does not usually exceed by much.
 """
 
 import os
+import re
 
 from app.core.errors import UsageError
 
@@ -28,6 +29,23 @@ def machine_bytes():
     if limit.isdigit():
       total = min(total, int(limit))
   return total
+
+
+# "8GiB", "8 GB", "8g", "512MiB", "1.5T"; a bare number is in MiB (TensorFlow's unit for a GPU's
+# memory limit). Binary units whatever the spelling, as shown() and `free -h` count them.
+_SIZE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])i?b?|(b))?$", re.IGNORECASE)
+_POWER = {"k": 1, "m": 2, "g": 3, "t": 4, "b": 0, None: 2}
+
+
+def parse_size(text):
+  """"8GiB" or "8G" -> 8 * 2**30 bytes, "512MiB" or "512" -> 512 * 2**20, "100b" -> 100; None
+  when `text` is not such a size (or is not positive)."""
+  match = _SIZE.match(str(text).strip())
+  if not match:
+    return None
+  unit = (match.group(2) or match.group(3) or "").lower() or None
+  size = int(float(match.group(1)) * 1024 ** _POWER[unit])
+  return size if size > 0 else None
 
 
 def shown(size_bytes):

@@ -34,6 +34,10 @@ _OTHER_BACKUP_DIR = "pass another --config.train.backup_dir"
 # What --accel=auto may change between the start of a run and its resumption.
 _PROBED_KEYS = ("runtime.mixed_precision", "runtime.jit_compile", "runtime.steps_per_execution",
                 "runtime.channels_last", "train.batch_size", "optim.peak_learning_rate")
+# How a process shares its GPUs' memory (app.distribute.configure_gpu_memory): the machine's
+# business, not the run's; a run resumes under another limit (after running out of memory, say).
+# So is how it shows its progress (train.progress): a run started on a terminal resumes in a log.
+MACHINE_KEYS = ("runtime.gpu_memory_growth", "runtime.gpu_memory_limit", "train.progress")
 # With --time_budget the run's length is planned once it has measured its step time
 # (app/train/budget.py); a resumed run takes the plan it started with.
 _PLANNED_KEYS = ("train.epochs", "train.validation_every_epochs", "train.time_budget_seconds",
@@ -100,10 +104,10 @@ def changed_keys(saved, config):
   """{dotted key: (saved value, value in `config`)} for the keys a run started with settings
   `saved` (a dict, as config.yaml holds it) would not resume under `config`. With --accel=auto
   the probed switches are the started run's, so they are not compared, nor with --time_budget
-  the planned length; a key the schema gained
+  the planned length, nor the GPU memory and progress settings (MACHINE_KEYS); a key the schema gained
   since the run started counts as unchanged while it holds its default; derived.* is computed
   from the rest."""
-  skip = (_PROBED_KEYS if config.runtime.accel == "auto" else ()) + (
+  skip = MACHINE_KEYS + (_PROBED_KEYS if config.runtime.accel == "auto" else ()) + (
       _PLANNED_KEYS if config.train.time_budget else ()) + (
       ("optim.learning_rate", "optim.peak_learning_rate")
       if config.optim.learning_rate_from == "auto" else ())
@@ -183,7 +187,7 @@ class RunDir:
     finished = os.path.exists(self.file("metrics.json"))
     saved = self.config is not None and not finished and self._saved_config()
     if saved:
-      self._refuse_other_settings(changed_keys(saved, self.config))
+      self._refuse_other_settings(self._changed_from_own(saved, self.config))
     if not finished and self.has_backup():
       return "resume"
     if saved and ownership.has_lock_file(self.path) and ownership.owns(self.path):
@@ -237,8 +241,22 @@ class RunDir:
     saved = self.has_backup() and self._saved_config()
     if not saved:
       return None
-    self._refuse_other_settings(changed_keys(saved, config))
+    self._refuse_other_settings(self._changed_from_own(saved, config))
     return ml_collections.ConfigDict(saved)
+
+  @staticmethod
+  def _changed_from_own(saved, config):
+    """changed_keys() against this directory's own config.yaml: its output_dir names this
+    directory however it was written (relative to another working directory, --resume=/abs/path),
+    and so does a backup folder at <output_dir>/backup on both sides."""
+    changed = changed_keys(saved, config)
+    changed.pop("output_dir", None)
+    train = saved.get("train") if isinstance(saved.get("train"), dict) else {}
+    if "train.backup_dir" in changed and train.get("backup_dir") == os.path.join(
+        str(saved.get("output_dir")), "backup") and config.train.backup_dir == os.path.join(
+            config.output_dir, "backup"):
+      changed.pop("train.backup_dir")
+    return changed
 
   # --- Writing ---
 

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from app.core import summaries
 from app.core.run_dir import RunDir, config_from_dict
 from app.core.errors import UsageError
 from app.evaluate import metrics
@@ -90,6 +91,18 @@ def _report_dir(report_dir, run_dir):
   return base if number == 1 else f"{base}-{number}"
 
 
+def tensorboard_dir(report_dir, run_dir):
+  """Where the report's TensorBoard run goes: for a report in a run directory, the run's own
+  log dir (<run dir>/tensorboard/evaluation, beside Keras's train and validation), so
+  `tensorboard --logdir RUN_DIR` shows it with the training curves; else
+  <report dir>/tensorboard."""
+  if run_dir:
+    relative = os.path.relpath(os.path.abspath(report_dir), os.path.abspath(run_dir))
+    if relative.split(os.sep)[0] != os.pardir:  # evaluation/, evaluation-2/, or deeper
+      return os.path.join(run_dir, summaries.LOG_DIR, relative.replace(os.sep, "_"))
+  return os.path.join(report_dir, summaries.LOG_DIR)
+
+
 def evaluate(run_dir=None, model_path=None, split="test", tta_flip=False, report_dir=None,
              dataset=None, data_dir=None, limit=None, batch_size=256, worst=25,
              trust_model=False):
@@ -118,6 +131,7 @@ def evaluate(run_dir=None, model_path=None, split="test", tta_flip=False, report
   results["warnings"] = verdict.chance_level(
       results["accuracy"], np.bincount(labels, minlength=num_classes), results["split"])
   results = report.write(report_dir, results, probabilities, labels, images, data.class_names,
-                         metrics.worst_mistakes(probabilities, labels, worst))
+                         metrics.worst_mistakes(probabilities, labels, worst),
+                         tensorboard_dir(report_dir, run_dir))
   verdict.report(results["warnings"])
   return report_dir, results

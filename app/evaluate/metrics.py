@@ -1,15 +1,25 @@
-"""The numbers of an evaluation, from probabilities and labels alone (NumPy): accuracy, top-5,
-per-class precision/recall/F1, the confusion matrix, calibration (ECE) and the worst mistakes.
+"""The numbers of an evaluation, from probabilities and labels alone: accuracy, top-5, per-class
+precision/recall/F1, the confusion matrix and cross-entropy from scikit-learn's `sklearn.metrics`;
+calibration (ECE) and the worst mistakes, which it does not have, here in NumPy.
 
-Numbers follow Keras's definitions, so they agree with `model.evaluate`: accuracy compares
-argmaxes (first index on ties), top-k counts the true class in when fewer than k classes score
-strictly higher (tf.math.in_top_k), cross-entropy is without label smoothing.
+Numbers follow Keras's definitions where they meet, so they agree with `model.evaluate`: accuracy
+compares argmaxes (first index on ties), cross-entropy is without label smoothing and clipped at
+Keras's epsilon. Top-k is scikit-learn's, which breaks exact ties by class index where
+tf.math.in_top_k counts every tied class in; they differ only on equal probabilities.
 """
 
+import warnings
+
 import numpy as np
+from sklearn import metrics as sk
+
+from app.core.errors import UsageError
 
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017, "On Calibration of Modern NNs"
 TOP_K = 5
+# keras.config.epsilon(): Keras clips probabilities there before the log, so one confident
+# mistake costs -log(1e-7) = 16; scikit-learn clips at the dtype's own (2e-16 for float64: 36).
+KERAS_EPSILON = 1e-7
 
 
 def calibration(probabilities, labels, bins=ECE_BINS):
@@ -31,34 +41,31 @@ def calibration(probabilities, labels, bins=ECE_BINS):
   return float(ece), rows
 
 
-def per_class(confusion):
-  """Precision, recall, F1 and support per class from a confusion matrix (rows = true class);
-  0 where undefined (no predictions or no examples), as scikit-learn's zero_division=0."""
-  true_positives = np.diag(confusion).astype(np.float64)
-  predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    precision = np.where(predicted > 0, true_positives / predicted, 0.0)
-    recall = np.where(support > 0, true_positives / support, 0.0)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-  return precision, recall, f1, support
-
-
 def compute(probabilities, labels, class_names):
-  """Every number of the report, JSON-able."""
-  num_classes = len(class_names)
+  """Every number of the report, JSON-able. Classes the split lacks still have their row and
+  column (`labels=` below): their precision and recall are 0 where undefined, as zero_division=0."""
+  if not np.isfinite(probabilities).all():
+    raise UsageError(f"the model's predictions hold NaN or infinite values for "
+                     f"{int((~np.isfinite(probabilities)).any(axis=-1).sum())} of {len(labels)} "
+                     "images (diverged weights?); evaluate an earlier checkpoint")
+  classes = np.arange(len(class_names))
   predicted = probabilities.argmax(axis=-1)
-  true_probability = probabilities[np.arange(len(labels)), labels]
-  stronger = (probabilities > true_probability[:, None]).sum(axis=-1)
-  top_k = min(TOP_K, num_classes)
-  confusion = np.zeros((num_classes, num_classes), np.int64)
-  np.add.at(confusion, (labels, predicted), 1)
-  precision, recall, f1, support = per_class(confusion)
+  top_k = min(TOP_K, len(class_names))
+  precision, recall, f1, support = sk.precision_recall_fscore_support(
+      labels, predicted, labels=classes, zero_division=0)
+  with warnings.catch_warnings():  # the clip below adds up to K * 1e-7 to a row's sum
+    warnings.filterwarnings("ignore", ".*do not sum to one", UserWarning)
+    cross_entropy = sk.log_loss(labels, np.clip(probabilities, KERAS_EPSILON, 1.0), labels=classes)
   ece, bins = calibration(probabilities, labels)
   return {
       "images": int(len(labels)),
-      "accuracy": float(np.mean(predicted == labels)),
-      f"top{top_k}_accuracy": float(np.mean(stronger < top_k)),
-      "cross_entropy": float(np.mean(-np.log(np.clip(true_probability, 1e-7, 1.0)))),
+      "accuracy": float(sk.accuracy_score(labels, predicted)),
+      # With no more classes than k every class is in the top k (scikit-learn warns, and refuses
+      # two-class scores as "binary").
+      f"top{top_k}_accuracy": (
+          float(sk.top_k_accuracy_score(labels, probabilities, k=top_k, labels=classes))
+          if top_k < len(class_names) else 1.0),
+      "cross_entropy": float(cross_entropy),
       "expected_calibration_error": ece,
       "macro_precision": float(precision.mean()),
       "macro_recall": float(recall.mean()),
@@ -66,7 +73,7 @@ def compute(probabilities, labels, class_names):
       "per_class": [{"class_id": i, "class_name": name, "precision": float(precision[i]),
                      "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
                     for i, name in enumerate(class_names)],
-      "confusion_matrix": confusion.tolist(),
+      "confusion_matrix": sk.confusion_matrix(labels, predicted, labels=classes).tolist(),
       "calibration_bins": bins,
   }
 

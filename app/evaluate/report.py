@@ -1,5 +1,7 @@
 """The evaluation report folder: report.md (Markdown with the pictures), report.json (every
-number), confusion_matrix.png, worst_mistakes.png and reliability.png."""
+number), confusion_matrix.png, worst_mistakes.png and reliability.png; and the same for
+TensorBoard (write_tensorboard): the figures as images, the numbers as scalars, the per-class
+table as text."""
 
 import datetime
 import json
@@ -7,7 +9,7 @@ import os
 
 import numpy as np
 
-from app.core import plots
+from app.core import plots, summaries
 
 FILES = ("report.md", "report.json", "confusion_matrix.png", "worst_mistakes.png",
          "reliability.png")
@@ -19,8 +21,39 @@ def _worst_titles(probabilities, labels, indices, class_names):
           f"({probabilities[i, predicted[i]]:.2f})" for i in indices]
 
 
+SCALARS = ("accuracy", "cross_entropy", "expected_calibration_error", "macro_precision",
+           "macro_recall", "macro_f1")  # and the top-k accuracy
+
+
+def _top_key(results):
+  return next(k for k in results if k.startswith("top") and k.endswith("_accuracy"))
+
+
+def _per_class_table(results):
+  lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+  return lines + [f"| {c['class_id']} {c['class_name']} | {c['precision']:.4f} | "
+                  f"{c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+                  for c in results["per_class"]]
+
+
+def write_tensorboard(results, report_dir, log_dir):
+  """The report as one TensorBoard run in `log_dir` (replacing an earlier one there): the
+  scalars evaluation/<metric> and per_class_<precision|recall|f1>/<id>_<class>, the report's
+  figures as images evaluation/<figure> and the per-class table as text. Step 0: an evaluation
+  is one point, not a curve."""
+  summaries.write(log_dir, [
+      *summaries.scalars({k: results[k] for k in (*SCALARS, _top_key(results))},
+                         prefix="evaluation/"),
+      *(point for c in results["per_class"] for point in summaries.scalars(
+          {f"per_class_{k}/{c['class_id']}_{c['class_name']}": c[k]
+           for k in ("precision", "recall", "f1")})),
+      *(summaries.png(f"evaluation/{figure}", os.path.join(report_dir, f"{figure}.png"))
+        for figure in ("confusion_matrix", "worst_mistakes", "reliability")),
+      summaries.text("evaluation/per_class", "\n".join(_per_class_table(results)))])
+
+
 def _markdown(results, worst_count):
-  top_key = next(k for k in results if k.startswith("top") and k.endswith("_accuracy"))
+  top_key = _top_key(results)
   lines = [
       "# Evaluation report", "",
       f"- model: `{results['model']}`",
@@ -39,11 +72,7 @@ def _markdown(results, worst_count):
       f"| macro recall | {results['macro_recall']:.4f} |",
       f"| macro F1 | {results['macro_f1']:.4f} |", "",
       "## Per class", "",
-      "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
-  ]
-  lines += [f"| {c['class_id']} {c['class_name']} | {c['precision']:.4f} | {c['recall']:.4f} | "
-            f"{c['f1']:.4f} | {c['support']} |" for c in results["per_class"]]
-  lines += [
+      *_per_class_table(results),
       "", "## Confusion matrix", "", "Rows: true class; columns: predicted class.", "",
       "![confusion matrix](confusion_matrix.png)", "",
       "## Worst mistakes", "",
@@ -58,10 +87,12 @@ def _markdown(results, worst_count):
   return "\n".join(lines)
 
 
-def write(report_dir, results, probabilities, labels, images, class_names, indices):
+def write(report_dir, results, probabilities, labels, images, class_names, indices,
+          tensorboard_dir=None):
   """Writes the report files into `report_dir` (created; the caller checked it is new or
-  empty). `results` is app.evaluate.metrics.compute's dict plus model, data, split and tta;
-  `indices` are the worst mistakes to show. Returns the results as written to report.json."""
+  empty), and into `tensorboard_dir` if given (write_tensorboard). `results` is
+  app.evaluate.metrics.compute's dict plus model, data, split and tta; `indices` are the worst
+  mistakes to show. Returns the results as written to report.json."""
   os.makedirs(report_dir, exist_ok=True)
   results = dict(results, written=datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds"))
@@ -79,4 +110,6 @@ def write(report_dir, results, probabilities, labels, images, class_names, indic
     json.dump(results, f, indent=2)
   with open(os.path.join(report_dir, "report.md"), "w") as f:
     f.write(_markdown(results, len(indices)))
+  if tensorboard_dir:
+    write_tensorboard(results, report_dir, tensorboard_dir)
   return results

@@ -33,6 +33,7 @@ class Format:
   packages: tuple  # (module, pip package) pairs the format needs
   run: Callable  # (path, float32 images) -> probabilities, in the format's own runtime
   tolerance: float  # parity: largest allowed |probability difference| from the Keras model
+  extra: str = ""  # the convtrain extra that installs `packages` (setup.cfg), named when missing
 
 
 def _convert_onnx(saved_model, signature, path):
@@ -66,8 +67,9 @@ def _run_litert(path, images):
 # The same check as the SavedModel's: onnxruntime and LiteRT (XNNPACK) sum in other orders, but
 # measured differences on our models are ~1e-7 in probability, well inside 1e-5.
 FORMATS.register("onnx", Format("model.onnx", _convert_onnx,
-                                (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime")),
-                                _run_onnx, 1e-5))
+                                (("tf2onnx", "tf2onnx"), ("onnx", "onnx"),
+                                 ("onnxruntime", "onnxruntime")),
+                                _run_onnx, 1e-5, extra="onnx"))
 FORMATS.register("litert", Format("model.tflite", _convert_litert, (), _run_litert, 1e-5))
 
 
@@ -77,14 +79,19 @@ def parse(spec):
 
 
 def check(names):
-  """Refuses unknown format names and formats whose packages are missing, before any work."""
+  """Refuses unknown format names and formats whose packages are missing, before any work: a
+  base install (`pip install convtrain`) has no ONNX packages, they come with the onnx extra."""
   for name in names:
-    for module, package in FORMATS.get(name).packages:
+    fmt = FORMATS.get(name)
+    for module, package in fmt.packages:
       try:
         importlib.import_module(module)
       except ImportError:
+        install = (f"pip install 'convtrain[{fmt.extra}]' (in a checkout: .venv/bin/pip install "
+                   f"-c tools/constraints.txt '.[{fmt.extra}]')" if fmt.extra else
+                   f".venv/bin/pip install -c tools/constraints.txt {package}")
         raise UsageError(f"export format {name!r} needs the Python package {package}; run "
-                         f".venv/bin/pip install -c tools/constraints.txt {package}") from None
+                         f"{install}") from None
   return names
 
 

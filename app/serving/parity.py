@@ -56,29 +56,38 @@ def non_square(images):
   return [copy.numpy() for copy in copies if len(copy)]
 
 
-def _any_size_outputs(signatures, batches):
-  """The probabilities of the signatures that take any size on uint8 `batches` (one call per
-  batch: their sizes differ), concatenated in order."""
-  calls = {
-      "serving_default": lambda batch: signatures["serving_default"](
-          images=tf.constant(batch, tf.float32)),
-      "serve_uint8": lambda batch: signatures["serve_uint8"](images=tf.constant(batch)),
-      "serve_bytes": lambda batch: signatures["serve_bytes"](
-          image_bytes=tf.stack([tf.io.encode_png(image) for image in batch])),
-  }
-  return {name: np.concatenate([call(batch)["probabilities"].numpy() for batch in batches])
-          for name, call in calls.items()}
+ANY_SIZE_SIGNATURES = ("serving_default", "serve_uint8", "serve_bytes")  # "serve": training size
+
+
+def signature_inputs(images):
+  """uint8 [N, H, W, C] -> {signature: {input name: NumPy array}}, what each of the export's
+  signatures is called with on those images (serve_bytes on PNG files: lossless). The parity
+  check and TF Serving's warmup requests (app/serving/tf_serving.py) send exactly these."""
+  images = np.asarray(images, np.uint8)
+  png_files = np.array([tf.io.encode_png(image).numpy() for image in images], object)
+  return {"serving_default": {"images": images.astype(np.float32)},
+          "serve_uint8": {"images": images},
+          "serve_bytes": {"image_bytes": png_files},
+          "serve": {"images": images.astype(np.float32)}}
+
+
+def probabilities_of(signature, inputs):
+  """A signature's probabilities on {input name: array}: the "probabilities" output of the
+  dict-returning signatures, the only output of "serve"."""
+  outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
+  return outputs.get("probabilities", next(iter(outputs.values()))).numpy()
 
 
 def _saved_model_outputs(path, images, copies):
   """Each signature's probabilities on uint8 `images`, those of the signatures taking any size
-  on the non-square `copies` too ("<signature>/non_square"), and the float dtypes of its
-  variables and outputs."""
+  on the non-square `copies` too ("<signature>/non_square": one call per copy, their sizes
+  differ), and the float dtypes of its variables and outputs."""
   loaded = tf.saved_model.load(path)
-  outputs = dict(_any_size_outputs(loaded.signatures, [images]),
-                 serve=loaded.serve(tf.constant(images, tf.float32)).numpy())
-  outputs.update({f"{name}/non_square": probabilities for name, probabilities
-                  in _any_size_outputs(loaded.signatures, copies).items()})
+  on = lambda name, batches: np.concatenate([
+      probabilities_of(loaded.signatures[name], inputs[name]) for inputs in batches])
+  square, non_square = [signature_inputs(images)], [signature_inputs(copy) for copy in copies]
+  outputs = {name: on(name, square) for name in square[0]}
+  outputs.update({f"{name}/non_square": on(name, non_square) for name in ANY_SIZE_SIGNATURES})
   # Integer state (e.g. seed counters) may stay; every float must be float32.
   dtypes = sorted({v.dtype.name for v in loaded.variables if v.dtype.is_floating}
                   | {probabilities.dtype.name for probabilities in outputs.values()})

@@ -20,7 +20,9 @@ names), checked against the Keras model on held-out images (app/serving/parity.p
 renamed to the next free integer version: a reader never sees half an export, a failed check
 leaves nothing, and an existing version is never overwritten. The staging folder is locked by its
 export while it lives; the next export into the same place removes those a killed export left
-(their lock is free), never one a live export is writing.
+(their lock is free), never one a live export is writing. An export checked on parity images
+also carries TF Serving's warmup requests made from them (assets.extra/tf_serving_warmup_requests,
+app/serving/tf_serving.py), so a server's first real request is not slow.
 
 A SavedModel is a program (its signatures may call any TensorFlow op, tf.io.write_file among
 them), so the export's last file, assets.extra/integrity.json, holds the SHA-256 of every other
@@ -46,6 +48,7 @@ from app.data import images as images_lib
 from app.serving import formats as export_formats
 from app.serving import integrity
 from app.serving import parity
+from app.serving import tf_serving
 
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 TOP_K = 5  # classes in the top_* outputs (fewer if the model has fewer classes)
@@ -200,13 +203,15 @@ def export_saved_model(model, export_dir, name, class_names, metadata, parity_im
     build_archive(model, class_names, resize).write_out(saved_model, verbose=False)
     crash_points.crash_point("export")  # a testing hook (app/core/crash_points.py)
     files = {fmt: export_formats.write(fmt, saved_model) for fmt in formats}
-    checks = {}
+    checks, warmup = {}, None
     if parity_images is not None:
       checks = parity.check_all(model, saved_model, files, parity_images, resize)
+      # The parity check's inputs: TF Serving's replay at load runs what was just checked
+      warmup = tf_serving.write_warmup(saved_model, name, parity_images)
     versions = existing_versions(base)
     version = (versions[-1] if versions else 0) + 1
     metadata = dict(metadata, **_describe(model, class_names, formats, resize), parity=checks,
-                    version=version)
+                    warmup=warmup, version=version)
     os.makedirs(os.path.join(saved_model, "assets.extra"), exist_ok=True)
     with open(os.path.join(saved_model, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2)

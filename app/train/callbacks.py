@@ -14,12 +14,15 @@ import keras
 import numpy as np
 from absl import logging
 
+from app import keras_compat
 from app.core import files
 from app.data import pipeline
 from app.models.layers import batch_norm_layers, recompute_batch_norm_statistics
 from app.optim.averaging import KeepEMAOnEarlyStop, Lookahead
 from app.optim.schedules import ReduceOnPlateau
 from app.train import preemption
+from app.train.run_profile import FitSplit
+from app.train.step_profile import profiled_steps
 
 
 class Timing(keras.callbacks.Callback):
@@ -39,6 +42,10 @@ class Timing(keras.callbacks.Callback):
     self.batches_skipped = 0  # batches done before a mid-epoch resume, not timed in its epoch
     self.stopped_by_budget = None  # where TimeBudget stopped the run, if it did
     self.resumes = []  # {"epoch", "batches_done", "elapsed_seconds", "trained"}, one per resume
+    # This process's split of fit's time for the whole-run profile (app/train/run_profile.py);
+    # EpochEndMark, the last callback, closes each epoch's end.
+    self.fit_split = FitSplit()
+    self.epoch_end_start = self._execution_start = None
 
   def state(self):
     """The clock, as a backup records it (app/train/backup.py)."""
@@ -68,14 +75,28 @@ class Timing(keras.callbacks.Callback):
     self.epoch_start = time.perf_counter()
     self.validation_start = None
 
+  def on_train_batch_begin(self, batch, logs=None):
+    self._execution_start = time.perf_counter()
+
+  def on_train_batch_end(self, batch, logs=None):  # one execution (steps_per_execution steps)
+    seconds, split = time.perf_counter() - self._execution_start, self.fit_split
+    if split.first_execution_seconds is None:
+      split.first_execution_seconds = seconds
+    split.execution_seconds += seconds
+    split.executions += 1
+
   def on_test_begin(self, logs=None):
     self.validation_start = time.perf_counter()
+
+  def on_test_end(self, logs=None):
+    self.fit_split.validation_seconds.append(time.perf_counter() - self.validation_start)
 
   def on_epoch_end(self, epoch, logs=None):
     train_end = self.validation_start or time.perf_counter()
     self.train_seconds_per_epoch.append(train_end - self.epoch_start)
     if logs is not None:
       logs["elapsed_seconds"] = self.elapsed_seconds
+    self.epoch_end_start = time.perf_counter()
 
   @property
   def elapsed_seconds(self):
@@ -83,6 +104,20 @@ class Timing(keras.callbacks.Callback):
     yet when a run killed after training is finished without fitting)."""
     since_start = 0.0 if self.start is None else time.perf_counter() - self.start
     return self.seconds_before + since_start
+
+
+class EpochEndMark(keras.callbacks.Callback):
+  """The last callback: adds the time since Timing's on_epoch_end (the first callback's) to the
+  epoch-end callbacks' seconds of the whole-run profile (checkpoints, backups, logs)."""
+
+  def __init__(self, timing):
+    super().__init__()
+    self.timing = timing
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.timing.epoch_end_start is not None:
+      self.timing.fit_split.epoch_end_seconds += time.perf_counter() - self.timing.epoch_end_start
+      self.timing.epoch_end_start = None
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -299,6 +334,54 @@ def build_early_stopping(patience):
                               restore_best_weights=True)
 
 
+class StepMarkedTensorBoard(keras.callbacks.TensorBoard):
+  """Keras's TensorBoard callback, tracing profile_steps ("START,STOP"; "" = off) with each traced
+  step marked as the profiler's analyses find steps (keras_compat.step_marker): without the marks,
+  xprof (TensorBoard's Profile tab, app/train/step_profile.py) reports no step time. A step's mark
+  runs from this callback's batch start to the next one's, so that it holds the step function,
+  every callback's batch hooks and fit's loop between them, as tf_keras's fit marked it; the last
+  ends before the profiler stops, and validation or an epoch's end closes one."""
+
+  def __init__(self, log_dir, profile_steps, **kwargs):
+    super().__init__(log_dir, profile_batch=profile_steps or 0, **kwargs)  # Keras parses it too
+    self._traced = profiled_steps(profile_steps)
+    self._step, self._mark = 0, None
+
+  def _end_mark(self):
+    if self._mark is not None:
+      self._mark.__exit__(None, None, None)
+      self._mark = None
+
+  def on_train_begin(self, logs=None):
+    self._step = 0  # counted like Keras's own (1-based, across epochs, from each fit)
+    super().on_train_begin(logs)
+
+  def on_train_batch_begin(self, batch, logs=None):
+    self._end_mark()
+    super().on_train_batch_begin(batch, logs)  # starts the profiler at the first traced step
+    self._step += 1
+    if self._step in self._traced:
+      self._mark = keras_compat.step_marker(self._step)
+      self._mark.__enter__()
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self._traced and self._step == self._traced[-1]:
+      self._end_mark()  # the profiler stops in this call
+    super().on_train_batch_end(batch, logs)
+
+  def on_test_begin(self, logs=None):
+    self._end_mark()  # fit's validation is no part of a training step
+    super().on_test_begin(logs)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._end_mark()
+    super().on_epoch_end(epoch, logs)
+
+  def on_train_end(self, logs=None):
+    self._end_mark()
+    super().on_train_end(logs)
+
+
 def build(run_dir, config, schedule, timing=None, backup=None):
   """The callbacks for a run; the backup comes right after the divergence guard (so it never saves
   a diverged state) and before the EMA swap (it saves the raw weights); the log-adding ones come
@@ -325,13 +408,13 @@ def build(run_dir, config, schedule, timing=None, backup=None):
       # Validating on the test split (the speedrun convention), nothing selects: best = last.
       AtomicCheckpoint(os.path.join(run_dir, "checkpoints"), guard,
                        monitor=None if config.derived.validation_is_test else "val_accuracy"),
-      keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch",
-                                  # "START,STOP" (validated): Keras parses it; "" = 0, off
-                                  profile_batch=config.train.profile_steps or 0),
+      StepMarkedTensorBoard(os.path.join(run_dir, "tensorboard"), config.train.profile_steps,
+                            update_freq="epoch"),
   ]
   if backup:  # last: an epoch's backup counts once everything above has written the epoch
     run_callbacks.append(backup.commit_callback())
   run_callbacks.append(preemption.StopOnSignal(backup))  # after all: SIGTERM stops with a backup
+  run_callbacks.append(EpochEndMark(timing))  # last: the epoch-end callbacks' time ends here
   return timing, guard, run_callbacks
 
 

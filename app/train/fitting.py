@@ -6,17 +6,19 @@ halves the learning rate and goes on from that epoch, up to MAX_RETRIES times.
 """
 
 import os
+import sys
 
 import keras
 from absl import logging
 
 from app import distribute, keras_compat
+from app.core import plots, summaries
 from app.train import callbacks
 from app.train.backup import Backup
 from app.data import pipeline
 from app.core.errors import UsageError
 from app.optim.optimizers import build_optimizer
-from app.optim.schedules import build_schedule
+from app.optim.schedules import build_schedule, sampled
 
 MAX_RETRIES = 2
 
@@ -34,6 +36,22 @@ def compile_model(model, config, steps_per_epoch, peak_rate):
   return schedule
 
 
+def write_schedule(run, schedule, total_steps, steps_per_epoch):
+  """The learning rate at each step of the run (app.optim.schedules.sampled): learning_rate.png
+  and, for TensorBoard, <run dir>/tensorboard/learning_rate_schedule (the scalar
+  learning_rate_schedule/learning_rate at each sampled optimizer step, and the figure
+  learning_rate_schedule/figure). Drawn again, both are replaced."""
+  steps, rates = sampled(schedule, total_steps)
+  path = run.file("learning_rate.png")
+  plots.learning_rate_schedule(steps, rates, steps_per_epoch, path)
+
+  description = f"by optimizer step; {steps_per_epoch} steps an epoch"
+  summaries.write(os.path.join(run.path, summaries.LOG_DIR, "learning_rate_schedule"), [
+      *(summaries.scalar("learning_rate_schedule/learning_rate", rate, step, description)
+        for step, rate in zip(steps, rates)),
+      summaries.png("learning_rate_schedule/figure", path)])
+
+
 def steps_per_execution(asked, steps_per_epoch):
   """The largest divisor of the epoch's steps up to `asked` (runtime.steps_per_execution): Keras
   3.15 runs an execution across an epoch's end otherwise, so epochs end a step off and it warns
@@ -43,6 +61,18 @@ def steps_per_execution(asked, steps_per_epoch):
     logging.info("steps_per_execution=%d does not divide the %d steps of an epoch; using %d",
                  asked, steps_per_epoch, chosen)
   return chosen
+
+
+def keras_verbosity(progress, stream=None):
+  """model.fit's `verbose` for train.progress: 1 (Keras's progress bar, redrawn in place within
+  the epoch) for "bar", and for "auto" when `stream` (sys.stdout) is a terminal; 2 (one line per
+  epoch) for "epoch", and for "auto" writing to a file or a pipe (a log, CI, a search's trial),
+  where the bar's carriage returns would leave a partial line per redraw: Keras 3.15 redraws
+  whenever the OS is POSIX, terminal or not (keras/src/utils/progbar.py, _dynamic_display)."""
+  if progress == "auto":
+    stream = stream or sys.stdout
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
+  return {"bar": 1, "epoch": 2}[progress]
 
 
 def class_weights(data, config):
@@ -111,6 +141,7 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
   distribute.prepare_fit(model, data.train, strategy)
   first_weights = model.get_weights()
   timing = timing or callbacks.Timing()
+  verbose = keras_verbosity(config.train.progress)
   backup, resumed = _backup(model, data, config, strategy, timing)
   initial_epoch, skip = (resumed["epoch"], resumed["batches_done"]) if resumed else (first_epoch, 0)
   history, history_start = {}, first_epoch
@@ -134,7 +165,7 @@ def fit(model, data, config, run, schedule, strategy, first_epoch=0, timing=None
       result = model.fit(
           train, epochs=span_last, initial_epoch=span_first, steps_per_epoch=steps - span_skip,
           validation_data=data.validation, validation_freq=config.train.validation_every_epochs,
-          callbacks=run_callbacks, verbose=2, class_weight=class_weights(data, config),
+          callbacks=run_callbacks, verbose=verbose, class_weight=class_weights(data, config),
           shuffle=False)  # the pipeline shuffles, per epoch (app/data/pipeline.py)
       for key, values in result.history.items():
         history.setdefault(key, []).extend(values)

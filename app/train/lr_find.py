@@ -1,6 +1,7 @@
 """The learning-rate range test's short training run: the recipe's data and model, trained from
 fresh weights for `steps` batches under app.optim.lr_find's exponential sweep, one rate per batch;
-writes the curve and the suggestion (lr_find.csv/.png/.json) that app.train and the search read."""
+writes the curve and the suggestion (lr_find.csv/.png/.json) that app.train and the search read,
+and the same for TensorBoard (tensorboard/lr_find)."""
 
 import contextlib
 import csv
@@ -12,7 +13,7 @@ import ml_collections
 from absl import logging
 
 from app import accel
-from app.core import plots
+from app.core import plots, summaries
 from app.core.errors import UsageError
 from app.data import pipeline
 from app.data import sources
@@ -49,17 +50,33 @@ def sweep(config, data, min_rate, max_rate, steps, strategy=None):
   return summary, list(zip(range(len(rates)), rates, recorder.losses, recorder.smoothed))
 
 
+def write_tensorboard(summary, rows, figure, log_dir):
+  """The sweep for TensorBoard: per step its rate, loss and smoothed loss; the three rates of the
+  summary; the figure (the loss against the rate on a log axis, which TensorBoard's step axis
+  cannot draw)."""
+  rates = ("suggested_learning_rate", "min_loss_learning_rate", "steepest_learning_rate")
+  summaries.write(log_dir, [
+      *(point for step, rate, loss, smoothed in rows for point in summaries.scalars(
+          {"learning_rate": rate, "loss": loss, "smoothed_loss": smoothed}, step, "lr_find/")),
+      *summaries.scalars({k: summary[k] for k in rates}, prefix="lr_find/"),
+      summaries.png("lr_find/curve", figure, description="smoothed loss against the learning "
+                    "rate")])
+
+
 def write(summary, rows, output_dir):
-  """lr_find.csv (the curve), lr_find.png and lr_find.json (the summary) in output_dir."""
+  """lr_find.csv (the curve), lr_find.png and lr_find.json (the summary) in output_dir, and the
+  same for TensorBoard in output_dir/tensorboard/lr_find (in a run dir, beside Keras's logs)."""
   os.makedirs(output_dir, exist_ok=True)
   with open(os.path.join(output_dir, "lr_find.csv"), "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["step", "learning_rate", "loss", "smoothed_loss"])
     writer.writerows(rows)
+  figure = os.path.join(output_dir, "lr_find.png")
   plots.lr_find_curve([row[1] for row in rows], [row[3] for row in rows],
-                      summary["suggested_learning_rate"], os.path.join(output_dir, "lr_find.png"))
+                      summary["suggested_learning_rate"], figure)
   with open(os.path.join(output_dir, "lr_find.json"), "w") as f:
     json.dump(summary, f, indent=2)
+  write_tensorboard(summary, rows, figure, os.path.join(output_dir, summaries.LOG_DIR, "lr_find"))
 
 
 def run_lr_find(config, output_dir, min_rate, max_rate, steps):

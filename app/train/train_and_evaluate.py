@@ -17,11 +17,10 @@ from app.core.run_dir import RunDir
 from app.data import augment, checks, pipeline, sources
 from app.evaluate import verdict
 from app.models import build_model, init_from_data
-from app.optim import schedules
 from app.serving import parity
 from app.serving import saved_model as serving
 from app.serving.runs import export_metadata
-from app.train import accel_probe, budget, fitting, lr_find, output_paths, transfer
+from app.train import accel_probe, budget, fitting, lr_find, output_paths, run_profile, transfer
 from app.train.backup import Backup
 
 
@@ -70,6 +69,7 @@ def train_and_evaluate(config, fold=None):
   """Trains and evaluates a resolved config (app.config.resolve); returns the metrics dict that
   is also written to <output_dir>/metrics.json. `fold` = (index, count) validates on that fold
   of the training split (app.cross_validation)."""
+  profile = run_profile.RunProfile()  # where the time goes: run_profile.json
   role = distribute.role(config.runtime, config.derived.strategy)
   if not role.is_chief:  # only the chief writes the run directory and the export
     config = distribute.worker_config(config, role)
@@ -82,6 +82,7 @@ def train_and_evaluate(config, fold=None):
   strategy, strategy_reason = distribute.strategy_from_config(
       config.runtime, config.derived.strategy, config.derived.strategy_reason)
   keras.utils.set_random_seed(config.seed)
+  profile.lap("start_up")
 
   # === Data ===
   source = sources.load(config.data)  # first: it rejects bad data dirs
@@ -102,12 +103,17 @@ def train_and_evaluate(config, fold=None):
   if probed:
     config = accel_probe.apply(config, probed[0])
     accel.set_precision(config.runtime)
+    profile.lap("accel_probe")
   data = pipeline.for_run(source, config, fold)
+  profile.lap("data")
   range_test = None
   if config.optim.learning_rate_from == "auto":  # the range test first (app/train/lr_find.py)
     config, range_test = lr_find.auto_rate(config, data, strategy, started)
+    profile.lap("lr_range_test")
   # --time_budget: the length planned from the measured step time (app/train/budget.py).
   config, budget_plan = budget.plan(config, data, strategy, run, started)
+  if budget_plan:
+    profile.lap("budget_measurement")
   validation_split = _validation_split_label(config, fold, data)
   test_from = "the test split" if data.test_split == "test" else (
       f"held out of train (data.validation_split={config.data.validation_split:g}, seed "
@@ -127,6 +133,7 @@ def train_and_evaluate(config, fold=None):
                                      config.optim.peak_learning_rate)
   init_from_data(model, data.train)  # airbench's patch whitening; reads nothing for most families
   logging.info("model: %s, %d parameters", model.name, model.count_params())
+  profile.lap("model")
 
   # === Run directory === (only now: everything above may still reject the input)
   run.create()
@@ -141,8 +148,8 @@ def train_and_evaluate(config, fold=None):
   if probed and probed[1]:
     accel_probe.write_table(probed[1], probed[0], run)
 
-  plots.learning_rate_schedule(*schedules.sampled(schedule, total_steps), data.steps_per_epoch,
-                               run.file("learning_rate.png"))
+  fitting.write_schedule(run, schedule, total_steps, data.steps_per_epoch)
+  profile.lap("run_dir")
 
   # === Fit === (transfer learning trains the head, then fine-tunes: app/train/transfer.py)
   resumed_from = Backup.read(run.backup_dir)  # a killed run's last backup
@@ -150,6 +157,7 @@ def train_and_evaluate(config, fold=None):
     history, timing = transfer.fit_two_phase(model, data, config, run, strategy)
   else:
     history, timing = fitting.fit(model, data, config, run, schedule, strategy)
+  profile.fit(timing.fit_split)
   transfer.save_backbone_weights(model, run)  # backbone.weights.h5, for a later --weights
   train_seconds = timing.elapsed_seconds
   plots.training_curves(history, run.file("training_curves.png"),
@@ -184,6 +192,10 @@ def train_and_evaluate(config, fold=None):
       "num_test": data.num_test,
       "class_names": data.class_names,
       "strategy": strategy_reason,
+      # The policy trained in and why (--mixed_precision=auto: the devices; config.yaml's derived).
+      "mixed_precision": f"{config.runtime.mixed_precision} (" + (
+          "--accel=auto chose it: accel_probe.md" if probed else
+          config.derived.mixed_precision_reason) + ")",
       "worker": {"index": role.index, "count": role.count, "chief": role.is_chief},
       "resumed_from": resumed_from,
       # Every resume of the run, in order: where (epoch, batches done, trained: nothing left to
@@ -203,6 +215,7 @@ def train_and_evaluate(config, fold=None):
       steps_trained=len(history["loss"]) * data.steps_per_epoch,
       validation_is_test=metrics["validation_split"] == "test")
   verdict.report(metrics["warnings"])
+  profile.lap("final_evaluation")
 
   # === Export === (float32 whatever the training precision; checked on held-out images)
   if config.export.enabled:
@@ -212,8 +225,13 @@ def train_and_evaluate(config, fold=None):
         parity_images=parity.take_images(data.test, config.export.parity_images),
         formats=tuple(config.derived.export_formats), resize=config.data.resize)
     logging.info("exported %s", metrics["export_path"])
+    profile.lap("export")
   # The whole command's seconds (start-up to export), and with --time_budget its bound.
   metrics["run_seconds"] = clock.process_seconds()
+  profiled = profile.report(metrics["run_seconds"], config.model.tta)
+  run.write_json(run_profile.PROFILE_FILE, profiled)
+  run_profile.log(profiled)
+  metrics["run_profile"] = {row["phase"]: row["seconds"] for row in profiled["phases"]}
   if budget_plan:
     metrics["time_budget"] = dict(budget_plan, actual_seconds=metrics["run_seconds"],
                                   within_budget=metrics["run_seconds"] <= budget_plan[

@@ -22,8 +22,6 @@ import ml_collections
 from absl import logging
 
 from app.train import fitting
-from app.core import plots
-from app.optim import schedules
 from app.models.applications import backbone_of
 
 BACKBONE_WEIGHTS = "backbone.weights.h5"
@@ -83,8 +81,7 @@ def fit_two_phase(model, data, config, run, strategy):
     schedule = lambda step: head_schedule(step) if step < head_steps else \
         tune_schedule(step - head_steps)
   total_steps = config.train.epochs * data.steps_per_epoch
-  plots.learning_rate_schedule(*schedules.sampled(schedule, total_steps), data.steps_per_epoch,
-                               run.file("learning_rate.png"))
+  fitting.write_schedule(run, schedule, total_steps, data.steps_per_epoch)
   return history, timing
 
 

@@ -40,7 +40,8 @@ def fingerprint(config, plan):
   recipe = _flat(config)
   searched = {p.key for p in plan.params}
   recipe = {k: v for k, v in recipe.items()
-            if k not in searched and not k.startswith("search.") and k != "output_dir"}
+            if k not in searched and not k.startswith("search.") and k != "output_dir"
+            and k not in run_dir.MACHINE_KEYS}  # a search resumes under another GPU memory limit
   return json.loads(json.dumps({
       "recipe": recipe, "space": [dataclasses.astuple(p) for p in plan.params],
       "tuner": config.search.tuner, "objective": plan.objective.name,

@@ -1,6 +1,7 @@
 """What a search leaves in its directory, rewritten after every trial (so an interrupted search
 has it too): leaderboard.csv and leaderboard.md (every trial, best first, failed ones last) and
-best_recipe.py, a recipe file that `python -m app.train --config=` takes as it is."""
+best_recipe.py, a recipe file that `python -m app.train --config=` takes as it is; and the
+TensorBoard HParams dashboard's experiment and trial sessions (app/tune/hparams.py)."""
 
 import csv
 import io
@@ -11,6 +12,7 @@ import os
 import ml_collections
 
 from app.core import files
+from app.tune import hparams
 from app.tune.trials import HYPERBAND_KEYS, trial_values, write_json
 
 _COMPLETED = "COMPLETED"
@@ -76,9 +78,10 @@ def write_leaderboard(search_dir, table):
   files.write_text(os.path.join(search_dir, "leaderboard.md"), "\n".join(lines) + "\n")
 
 
-def _scaled_lengths(plan, chosen):
-  """{key: value} of the length keys the trial's app.train scaled (its train.epochs differing
-  from the recipe's), so the best recipe trains what the trial trained."""
+def _trial_config(plan, chosen):
+  """(the config the trial's app.train ran before resolving: the recipe as written, the search's
+  overrides, the trial's values, the lengths in epochs scaled to its train.epochs as app.train
+  scales them (app.config.scale_lengths); {key: value} of those scaled lengths)."""
   from app import config as config_lib  # pylint: disable=g-import-not-at-top
   from app.core.run_dir import flatten  # pylint: disable=g-import-not-at-top
   as_written = config_lib.load_recipe(plan.recipe)
@@ -87,45 +90,51 @@ def _scaled_lengths(plan, chosen):
     config_lib.set_key(trial, key, value)
   before = flatten(trial.to_dict())
   config_lib.scale_lengths(trial, as_written)
-  return {key: value for key, value in flatten(trial.to_dict()).items() if value != before[key]}
+  return trial, {key: value for key, value in flatten(trial.to_dict()).items()
+                 if value != before[key]}
 
 
 def best_recipe_text(plan, trial):
-  """A recipe that loads the searched recipe by its path (so it works from any directory app.train
-  runs in), applies the search's command-line overrides, then the best trial's values."""
+  """A recipe of every value the best trial trained with, written out (the searched recipe's,
+  the search's command-line overrides, the trial's values, the lengths its app.train scaled), so
+  it needs no other file: moved, or sent with or without its search directory, it loads as it
+  is. It starts from the schema (configs/default.py, the app's own), so a key the schema gains
+  later holds its default."""
+  from app.core.run_dir import flatten  # pylint: disable=g-import-not-at-top
   chosen = trial_values(plan, trial.hyperparameters.values)
+  config, scaled = _trial_config(plan, chosen)
+  values = flatten(config.to_dict())
+  groups = [("The searched recipe's values", {}), ("The search's command-line overrides", {}),
+            ("The best trial's values", {}),
+            ("The lengths in epochs its app.train scaled to its train.epochs "
+             "(app.config.scale_lengths)", {})]
+  for key, value in values.items():
+    group = 3 if key in scaled else 2 if key in chosen else 1 if key in plan.overrides else 0
+    groups[group][1][key] = value
   lines = [
-      f'r"""The best configuration of the search in {os.path.abspath(plan.search_dir)}:',
-      f"trial {trial.trial_id}, {plan.objective.name} {trial.score:.4g}.",
+      f'r"""The best configuration of the search in {plan.search_dir}:',
+      f"trial {trial.trial_id}, {plan.objective.name} {trial.score:.4g}, searched from "
+      f"{os.path.basename(plan.recipe)}.",
       "",
-      f"  python -m app.train --config={os.path.abspath(plan.search_dir)}/best_recipe.py",
+      "  python -m app.train --config=best_recipe.py   # from its folder; or pass its path",
       "",
-      "It trains and validates as the base recipe does (data.validation_split of the training",
-      f"split held out; the trials held out {plan.search.validation_split} of it); written by",
+      "Every value is written out below (this file reads no other), so it can be moved or sent",
+      "on its own. It trains and validates as the base recipe does (data.validation_split of the",
+      f"training split held out; the trials held out {plan.search.validation_split} of it); "
+      "written by",
       "python -m app.tune.",
       '"""',
       "",
-      "import importlib.util",
-      "",
-      f"BASE_RECIPE = {plan.recipe!r}",
+      "from configs import default",
       "",
       "",
       "def get_config():",
-      '  spec = importlib.util.spec_from_file_location("base_recipe", BASE_RECIPE)',
-      "  base = importlib.util.module_from_spec(spec)",
-      "  spec.loader.exec_module(base)",
-      "  config = base.get_config()",
+      "  config = default.get_config()  # the schema: every key, with its default",
   ]
-  if plan.overrides:
-    lines.append("  # The search's command-line overrides")
-    lines += [f"  config.{k} = {v!r}" for k, v in plan.overrides.items()]
-  lines.append("  # The best trial's values")
-  lines += [f"  config.{k} = {v!r}" for k, v in chosen.items()]
-  scaled = _scaled_lengths(plan, chosen)
-  if scaled:
-    lines.append("  # The lengths in epochs its app.train scaled to its train.epochs "
-                 "(app.config.scale_lengths)")
-    lines += [f"  config.{k} = {v!r}" for k, v in scaled.items()]
+  for comment, group in groups:
+    if group:
+      lines.append(f"  # {comment}")
+      lines += [f"  config.{key} = {value!r}" for key, value in group.items()]
   lines.append("  return config")
   return "\n".join(lines) + "\n"
 
@@ -139,3 +148,4 @@ def write(plan, trials):
   if best and best[0].status == _COMPLETED:
     files.write_text(os.path.join(plan.search_dir, "best_recipe.py"), best_recipe_text(plan, best[0]))
     write_json(os.path.join(plan.search_dir, "best_trial.json"), table[0])
+  hparams.write(plan, trials, _metric)  # TensorBoard's HParams dashboard (app/tune/hparams.py)

@@ -28,7 +28,7 @@ from app.core import readers
 from app.core.errors import UsageError
 from app.core.registry import Registry
 from app.train import output_paths
-from app.tune import objectives, results, space, trials
+from app.tune import objectives, progress, results, space, trials
 from app.tune.fingerprint import check_search_dir, fingerprint
 
 PROJECT = "kerastuner"
@@ -97,7 +97,9 @@ def _recording(oracle_class, plan):
   """`oracle_class` whose state files are written atomically (a kill never leaves half an
   oracle.json: app/keras_compat.py), which starts no trial once the search's time budget is spent,
   and which rewrites the leaderboard and best recipe after every trial, wherever the oracle lives
-  (the lone search, or the chief serving workers)."""
+  (the lone search, or the chief serving workers), and prints the leaderboard's top and the time
+  the search may still take (app/tune/progress.py)."""
+  shown = progress.SearchProgress(plan)
 
   class Recording(keras_compat.with_atomic_state_files(oracle_class, trials.write_json)):
 
@@ -111,6 +113,7 @@ def _recording(oracle_class, plan):
     def end_trial(self, trial):
       super().end_trial(trial)
       results.write(plan, self.trials.values())
+      shown.trial_ended(trial, self.trials.values())
 
   Recording.__name__ = Recording.__qualname__ = f"Recording{oracle_class.__name__}"
   return Recording
@@ -141,7 +144,9 @@ class SubprocessTuner(keras_tuner.Tuner):
     name, values = self.plan.objective.name, trial.hyperparameters.values
     print(f"trial {trial.trial_id} on {self.tuner_id}: {values}", flush=True)
     try:
-      metrics = trials.run(self.plan, trial.trial_id, values, self.tuner_id)
+      with progress.relayed_epochs(trials.trial_run_dir(self.plan, trial.trial_id),
+                                   f"trial {trial.trial_id}"):  # its epochs as they end
+        metrics = trials.run(self.plan, trial.trial_id, values, self.tuner_id)
     except keras_tuner.errors.FailedTrialError as e:
       print(f"trial {trial.trial_id} FAILED: {e}", flush=True)
       raise

@@ -52,6 +52,11 @@ def write_json(path, value):
   files.write_json(path, value, default=str)
 
 
+def trial_run_dir(plan, trial_id):
+  """<search_dir>/trials/<trial id>/run: the trial's app.train run directory."""
+  return os.path.join(plan.search_dir, "trials", trial_id, "run")
+
+
 def override_flag(key, value):
   return f"--config.{key}={value}"
 
@@ -165,7 +170,7 @@ def run(plan, trial_id, values, tuner_id):
   """Runs one trial; returns its metrics for the oracle {objective: score, val_accuracy,
   train_seconds}; raises FailedTrialError for a failed, diverged or unscored trial."""
   trial_dir = os.path.join(plan.search_dir, "trials", trial_id)
-  run_dir, log_path = os.path.join(trial_dir, "run"), os.path.join(trial_dir, "train.log")
+  run_dir, log_path = trial_run_dir(plan, trial_id), os.path.join(trial_dir, "train.log")
   os.makedirs(trial_dir, exist_ok=True)
   finished = _prepare(run_dir)
   args = command(plan, values, run_dir, _started_budget(run_dir))

@@ -12,7 +12,7 @@ from app.core.run_dir import RunDir
 from app.models import load_model
 from app.serving import integrity
 from app.serving.runs import load_data
-from tests import commands
+from tests import commands, tensorboard_events
 from tests.serving import crafted
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,6 +48,18 @@ def test_report_numbers_agree_with_model_evaluate(trained_run):
   markdown = open(os.path.join(report_dir, "report.md")).read()
   assert f"| accuracy | {report['accuracy']:.4f} |" in markdown
   assert "![confusion matrix](confusion_matrix.png)" in markdown
+  # Issue 21: the report, and the run's schedule, in the run's TensorBoard log dir beside Keras's
+  # epochs (`tensorboard --logdir RUN_DIR`), read back by TensorBoard's event reader.
+  board = tensorboard_events.runs(trained_run.run_dir)
+  assert {"tensorboard/train", "tensorboard/validation"} <= set(board)
+  assert board["tensorboard/evaluation"]["evaluation/accuracy"] == (
+      "scalars", [(0, pytest.approx(report["accuracy"]))])
+  assert board["tensorboard/evaluation"]["evaluation/confusion_matrix"][0] == "images"
+  plugin, schedule = board["tensorboard/learning_rate_schedule"][
+      "learning_rate_schedule/learning_rate"]
+  peak = RunDir(trained_run.run_dir).load_config().optim.peak_learning_rate
+  assert plugin == "scalars" and [rate for _, rate in schedule] == [pytest.approx(peak)] * len(
+      schedule)  # the fixture's constant schedule
 
 
 def test_an_export_with_flip_tta_and_a_second_report_beside_the_first(trained_run):
@@ -63,6 +75,8 @@ def test_an_export_with_flip_tta_and_a_second_report_beside_the_first(trained_ru
   report = json.loads(open(os.path.join(second, "report.json")).read())
   assert (report["tta"], report["images"], report["model"]) == (
       "flip", 200, trained_run.export_path)
+  board = tensorboard_events.runs(trained_run.run_dir)["tensorboard/evaluation-2"]  # issue 21
+  assert board["evaluation/accuracy"] == ("scalars", [(0, pytest.approx(report["accuracy"]))])
 
 
 @pytest.mark.parametrize("case,args,expected", [

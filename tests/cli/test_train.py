@@ -83,15 +83,61 @@ SCALED_WARMUP = ("train.epochs=1 is 1/12 of the recipe's 12 epochs; its lengths 
 
 
 def test_the_default_recipe_trains_one_epoch_with_its_lengths_scaled(tmp_path):
+  """Its stdout is a pipe (a fresh interpreter's, subprocess.run's): one line for the epoch, no
+  progress bar (issue 21; test_a_terminal_gets_the_progress_bar is the terminal's side)."""
   run_dir = tmp_path / "run"
-  result = run_train("--epochs=1", "--config.data.limit=256", f"--output_dir={run_dir}",
-                     f"--export_dir={tmp_path / 'exports'}")
+  result = commands.run("app.train", "--epochs=1", "--config.data.limit=256",
+                        f"--output_dir={run_dir}", f"--export_dir={tmp_path / 'exports'}",
+                        timeout=600, fresh_interpreter=True)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr.count(SCALED_WARMUP) == 1, result.stderr[-3000:]
+  assert len(re.findall(r"^\d+/\d+ - \d+s - .*val_accuracy: ", result.stdout, re.M)) == 1, \
+      result.stdout
+  assert not set(BAR_MARKS) & set(result.stdout), result.stdout
   saved = yaml.safe_load((run_dir / "config.yaml").read_text())
   assert saved["optim"]["warmup_epochs"] == pytest.approx(1 / 12)
   assert saved["derived"]["recipe_epochs"] == 12
   assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 1
+
+
+# Keras's progress bar: its glyphs, and the backspaces and carriage return that redraw it.
+BAR_MARKS = ("\u2501", "\b", "\r")
+
+
+def test_a_terminal_gets_the_progress_bar(tmp_path):
+  """train.progress=auto (the default) on a pseudo-terminal: Keras's bar, redrawn in place."""
+  import pty  # pylint: disable=g-import-not-at-top
+  import select  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  reader, terminal = pty.openpty()
+  with open(tmp_path / "stderr", "w") as stderr:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.train", "--epochs=1", "--mixed_precision=float32",
+         "--config.data.limit=600", "--model=simple_cnn", "--config.model.width=8",
+         "--config.optim.warmup_epochs=0", "--config.export.enabled=false",
+         f"--output_dir={tmp_path / 'run'}"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=terminal, stderr=stderr)
+  os.close(terminal)  # the child holds it: reading ends (EIO) when the child exits
+  output, deadline = b"", time.time() + 300
+  try:
+    while time.time() < deadline:
+      if select.select([reader], [], [], 1)[0]:
+        try:
+          chunk = os.read(reader, 65536)
+        except OSError:  # Linux: EIO once no process holds the terminal
+          break
+        if not chunk:
+          break
+        output += chunk
+  finally:
+    if process.poll() is None:
+      process.kill()
+    os.close(reader)
+  assert process.wait() == 0, (tmp_path / "stderr").read_text()[-3000:]
+  text = output.decode(errors="replace")
+  assert BAR_MARKS[0] in text and BAR_MARKS[1] in text, repr(text[-2000:])
+  assert re.search(r"\r\S*?(\d+)/\1\b", text), repr(text[-2000:])  # redrawn at the last step
+  assert "test accuracy" in text
 
 
 def test_a_config_override_of_the_epochs_scales_alike(tmp_path):
@@ -152,7 +198,8 @@ def test_help_documents_the_shortcuts_and_every_config_key():
   assert result.returncode == 0
   for flag in ("--dataset", "--data_dir", "--model", "--epochs", "--batch_size", "--learning_rate",
                "--optimizer", "--seed", "--output_dir", "--export_dir", "--strategy",
-               "--mixed_precision", "--jit_compile", "--cv_folds", "--config.train.label_smoothing",
+               "--mixed_precision", "--jit_compile", "--cv_folds", "--progress",
+               "--config.train.label_smoothing",
                "--config.optim.schedule", "--config.data.augment"):
     assert flag in result.stdout or f"--[no]{flag[2:]}" in result.stdout, flag
   from app.optim.optimizers import OPTIMIZERS

@@ -5,6 +5,7 @@ and bad input refused with one line and exit status 2. Each trial is an app.trai
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import time
 
 import pytest
 
-from tests import commands
+from app.core import summaries
+from tests import commands, tensorboard_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 460 training images in 8 steps of 64, 52 held out for validation, one epoch, width 4.
@@ -106,6 +108,22 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
   assert [row["status"] for row in leaderboard(search_dir)] == ["COMPLETED"] * 3
   assert first.stat().st_mtime_ns == finished  # trial 0 was not run again
   assert "trial 0 on" not in again.stdout and "trial 1 on" in again.stdout
+  # The HParams dashboard, as TensorBoard's own plugin reads it: one session per trial, each
+  # written once (trial 0 before the kill, 1 and 2 after the resume), with the leaderboard's
+  # values; the trial's own epochs lie under its session.
+  experiment, sessions = tensorboard_events.hparams(search_dir)
+  assert experiment == {"hparams": {"optim.learning_rate": {"domainInterval": {
+      "minValue": 0.01, "maxValue": 0.1}}}, "metrics": ["val_accuracy", "train_seconds"]}
+  assert set(sessions) == {"trials/0", "trials/1", "trials/2"}
+  for row in leaderboard(search_dir):
+    session = sessions[f"trials/{row['trial']}"]
+    assert session["status"] == "STATUS_SUCCESS"
+    assert session["hparams"] == {"optim.learning_rate": float(row["optim.learning_rate"])}
+    assert session["metrics"] == pytest.approx(
+        {k: float(row[k]) for k in ("val_accuracy", "train_seconds")}, rel=1e-6)
+    assert len(summaries.event_files(search_dir / "trials" / row["trial"])) == 1
+  epochs = tensorboard_events.runs(search_dir)["trials/0/run/tensorboard/validation"]
+  assert "epoch_accuracy" in epochs
 
 
 def test_no_trial_starts_after_the_search_time_budget(tmp_path):
@@ -119,6 +137,16 @@ def test_no_trial_starts_after_the_search_time_budget(tmp_path):
   trial = json.loads((search_dir / "trials" / rows[0]["trial"] / "result.json").read_text())
   budget = [a for a in trial["command"] if a.startswith("--config.train.time_budget_seconds=")]
   assert len(budget) == 1 and float(budget[0].split("=")[1]) <= 2.0  # what was left of the 2 s
+  # Issue 21: the trial's epoch as it ended, the leaderboard after it and the time left.
+  trial_id = rows[0]["trial"]
+  assert f"trial {trial_id}: epoch 1/1 (" in result.stdout, result.stdout
+  assert (f"leaderboard after trial {trial_id} (top 1 of 1 completed):\n  rank  trial  "
+          "val_accuracy  train_seconds  optim.learning_rate\n  1 ") in result.stdout, result.stdout
+  assert re.search(r"^search: 1 of at most 3 trials done \(one per \d+s\); at most 0s left \(the "
+                   r"search's time budget\)$", result.stdout, re.M), result.stdout
+  # The trial's stdout is a file: app.train's train.progress=auto wrote a line per epoch, no bar.
+  log = (search_dir / "trials" / trial_id / "train.log").read_text()
+  assert re.search(r"^\d+/\d+ - \d+s - ", log, re.M) and "\u2501" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("args, message", [

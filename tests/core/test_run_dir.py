@@ -104,6 +104,29 @@ def test_a_key_added_since_the_run_started_counts_as_unchanged(tmp_path):
   assert run.started_config(resolved) is not None
 
 
+def test_a_run_resumes_under_other_gpu_memory_settings(tmp_path):
+  """How a process shares its GPUs is the machine's choice: a run that ran out of GPU memory
+  resumes with --gpu_memory_limit, or without growth."""
+  config = default.get_config()
+  config.output_dir = str(tmp_path / "run")
+  run = _started(tmp_path, config_lib.resolve(config))
+  config.runtime.gpu_memory_limit, config.runtime.gpu_memory_growth = "6GiB", False
+  assert run.started_config(config_lib.resolve(config)) is not None
+  config.runtime.mixed_precision = "mixed_bfloat16"  # the numerics are the run's: refused
+  with pytest.raises(UsageError, match="runtime.mixed_precision: 'float32' -> 'mixed_bfloat16'"):
+    run.started_config(config_lib.resolve(config))
+
+
+def test_a_run_started_on_a_terminal_resumes_in_a_log(tmp_path):
+  """train.progress is how the process prints, not what it trains (issue 21)."""
+  config = default.get_config()
+  config.output_dir = str(tmp_path / "run")
+  config.train.progress = "bar"
+  run = _started(tmp_path, config_lib.resolve(config))
+  config.train.progress = "epoch"
+  assert run.started_config(config_lib.resolve(config)) is not None
+
+
 # === Issue 19 (1, 2, 8): ownership of run and backup directories ===
 
 

@@ -1,9 +1,12 @@
-"""app/evaluate/metrics.py: the numbers, checked against scikit-learn and by hand."""
+"""app/evaluate/metrics.py: the numbers, checked against scikit-learn's own calls and by hand."""
+
+import warnings
 
 import numpy as np
 import pytest
 from sklearn import metrics as sk
 
+from app.core.errors import UsageError
 from app.evaluate import metrics
 from tests.evaluate.conftest import CLASSES
 
@@ -27,6 +30,30 @@ def test_numbers_agree_with_scikit_learn(predictions):
     assert row["f1"] == pytest.approx(f1[i])
     assert row["support"] == support[i]
   assert results["macro_f1"] == pytest.approx(sk.f1_score(labels, predicted, average="macro"))
+
+
+def test_edge_cases_keep_the_report_s_definitions_and_warn_nothing():
+  # Two classes (scikit-learn's "binary" case), a class the split lacks, and a certain mistake.
+  probabilities = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.8, 0.0]])
+  labels = np.array([0, 0, 1])
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no "do not sum to one", no "k >= n_classes"
+    results = metrics.compute(probabilities, labels, ["a", "b", "c"])
+    binary = metrics.compute(probabilities[:, :2], labels, ["a", "b"])
+  assert results["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+  assert [row["support"] for row in results["per_class"]] == [2, 1, 0]
+  assert results["per_class"][2] == {"class_id": 2, "class_name": "c", "precision": 0.0,
+                                     "recall": 0.0, "f1": 0.0, "support": 0}
+  assert results["top3_accuracy"] == binary["top2_accuracy"] == 1.0
+  # Keras's clip at 1e-7: the certain mistake costs -log(1e-7), not scikit-learn's -log(2e-16).
+  assert results["cross_entropy"] == pytest.approx((-np.log(1e-7) - np.log(0.8)) / 3)
+  assert binary["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_non_finite_predictions_are_one_line_not_a_traceback():
+  probabilities = np.array([[0.5, 0.5], [np.nan, np.nan], [0.9, 0.1]])
+  with pytest.raises(UsageError, match="NaN or infinite values for 1 of 3 images"):
+    metrics.compute(probabilities, np.array([0, 1, 0]), ["a", "b"])
 
 
 def test_expected_calibration_error_by_hand():

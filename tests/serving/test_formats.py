@@ -40,6 +40,11 @@ def test_format_specs_are_parsed_and_checked():
 def test_a_missing_runtime_package_is_named_with_the_install_command(monkeypatch):
   monkeypatch.setattr(export_formats.FORMATS.get("onnx"), "packages",
                       (("no_such_module_xyz", "no-such-package"),))
-  with pytest.raises(UsageError, match="needs the Python package no-such-package; run "
-                                       r"\.venv/bin/pip install"):
+  with pytest.raises(UsageError, match=r"needs the Python package no-such-package; run pip install "
+                                       r"'convtrain\[onnx\]' \(in a checkout: \.venv/bin/pip "
+                                       r"install -c tools/constraints\.txt '\.\[onnx\]'\)$"):
+    export_formats.parse("onnx")
+  monkeypatch.setattr(export_formats.FORMATS.get("onnx"), "extra", "")  # a format of no extra
+  with pytest.raises(UsageError, match=r"run \.venv/bin/pip install -c tools/constraints\.txt "
+                                       "no-such-package$"):
     export_formats.parse("onnx")

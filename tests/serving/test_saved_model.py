@@ -54,6 +54,7 @@ def test_two_exports_make_versions_1_and_2_and_leave_1_untouched(tmp_path, model
   assert second == os.path.join(str(tmp_path), "tiny", "2")
   assert tree_digest(first) == before
   assert sorted(os.listdir(tmp_path / "tiny")) == ["1", "2"]  # no hidden .export-* left behind
+  assert "assets.extra/tf_serving_warmup_requests" in before  # in the version never overwritten
   assert serving.existing_versions(str(tmp_path / "tiny")) == [1, 2]
   for version, path in ((1, first), (2, second)):
     written = serving.read_metadata(path)
@@ -192,7 +193,10 @@ def test_next_version_follows_the_highest(tmp_path, model):
   os.makedirs(tmp_path / "tiny" / "notes")
   path = serving.export_saved_model(model, str(tmp_path), "tiny", CLASSES, {})
   assert path == os.path.join(str(tmp_path), "tiny", "8")
-  assert serving.read_metadata(path)["parity"] == {}  # no images given: nothing to check on
+  metadata = serving.read_metadata(path)
+  assert metadata["parity"] == {}  # no images given: nothing to check on
+  assert metadata["warmup"] is None  # nor to warm TF Serving up with
+  assert not os.path.exists(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", ".", "", "/abs", "../up", "a\\b", ".hidden"])

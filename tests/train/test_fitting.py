@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from app import config as config_lib
-from app.train import callbacks
+from app.core.run_dir import RunDir
+from app.train import callbacks, fitting
 from app.train.train_and_evaluate import train_and_evaluate
 from app.core.errors import UsageError
 from app.models import load_model
 from configs import default
+from tests import tensorboard_events
 
 
 def tiny_config(tmp_path, **changes):
@@ -265,3 +267,31 @@ def test_steps_per_execution_that_does_not_divide_the_epoch_keeps_epochs_whole(t
 def test_fit_spans(first, last, skip, spans):
   from app.train import fitting  # pylint: disable=g-import-not-at-top
   assert fitting._fit_spans(first, last, skip) == spans
+
+
+def test_keras_verbosity_is_a_bar_on_a_terminal_and_a_line_per_epoch_elsewhere(tmp_path):
+  """train.progress=auto asks the stream: a pseudo-terminal gets Keras's bar (verbose=1), a pipe
+  and a file one line per epoch (verbose=2); bar and epoch hold whatever stdout is."""
+  import pty  # pylint: disable=g-import-not-at-top
+  from app.train import fitting  # pylint: disable=g-import-not-at-top
+  (terminal_reader, terminal_fd), (pipe_reader, pipe_fd) = pty.openpty(), os.pipe()
+  with open(terminal_fd, "w") as terminal, open(pipe_fd, "w") as pipe, \
+      open(tmp_path / "train.log", "w") as log, open(terminal_reader), open(pipe_reader):
+    assert [fitting.keras_verbosity("auto", s) for s in (terminal, pipe, log)] == [1, 2, 2]
+    assert [fitting.keras_verbosity("bar", s) for s in (terminal, pipe, log)] == [1, 1, 1]
+    assert [fitting.keras_verbosity("epoch", s) for s in (terminal, pipe, log)] == [2, 2, 2]
+
+
+def test_the_schedule_is_a_tensorboard_run_redrawn_whole(tmp_path):
+  """Issue 21: learning_rate.png's rates as TensorBoard scalars by step, and the figure, in the
+  run's tensorboard/learning_rate_schedule; transfer learning redraws it with both phases, which
+  replaces the first drawing rather than adding to it."""
+  run = RunDir(str(tmp_path))
+  fitting.write_schedule(run, lambda step: 0.1, 20, 10)
+  fitting.write_schedule(run, lambda step: 0.1 if step < 10 else 0.01, 20, 10)
+  board = tensorboard_events.runs(tmp_path)["tensorboard/learning_rate_schedule"]
+  plugin, rates = board["learning_rate_schedule/learning_rate"]
+  assert plugin == "scalars" and rates == [(step, pytest.approx(0.1 if step < 10 else 0.01))
+                                           for step in range(20)]
+  assert board["learning_rate_schedule/figure"][0] == "images"
+  assert (tmp_path / "learning_rate.png").read_bytes()[:4] == b"\x89PNG"

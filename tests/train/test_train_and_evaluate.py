@@ -141,3 +141,14 @@ def test_a_model_at_chance_is_warned_of_and_a_run_that_learnt_is_not(runs):
   assert metrics["test_accuracy"] <= by_code["chance_level"]["majority_rate"] + 0.02
   assert by_code["validation_collapse"]["best_epoch"] == 1, _accuracies(history)
   assert runs.held_out[1]["warnings"] == []  # early stopping restored its best epoch's weights
+
+
+def test_metrics_and_config_yaml_say_which_precision_and_why(runs):
+  """The precision a run trained in, and why (--mixed_precision=auto's choice: tests/test_accel.py),
+  beside the strategy in metrics.json and in config.yaml's derived section."""
+  import yaml  # pylint: disable=g-import-not-at-top
+  config, metrics, _ = runs.on_test
+  assert metrics["mixed_precision"] == "float32 (--mixed_precision=float32)"
+  with open(os.path.join(config.output_dir, "config.yaml")) as f:
+    saved = yaml.safe_load(f)
+  assert saved["derived"]["mixed_precision_reason"] == "--mixed_precision=float32"

@@ -58,3 +58,31 @@ def test_a_shorter_trials_best_recipe_trains_what_the_trial_trained(tmp_path, va
   assert best.optim.warmup_epochs == ran.optim.warmup_epochs == (
       as_written.optim.warmup_epochs * 2 / as_written.train.epochs)
   assert best.to_dict() == ran.to_dict()
+
+
+def test_best_recipe_holds_every_value_and_loads_after_the_search_dir_moved(tmp_path):
+  """best_recipe.py loaded its base recipe by absolute path: moving or sending the search
+  directory (or the base recipe) broke it. It now reads no other file."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from app import config as config_lib  # pylint: disable=g-import-not-at-top
+  from app.core.run_dir import flatten  # pylint: disable=g-import-not-at-top
+  search_dir = tmp_path / "search"
+  search_dir.mkdir()
+  base = search_dir / "my_recipe.py"  # a base recipe that moves with it
+  shutil.copy("configs/tune_fashion_mnist_94.py", base)
+  plan = search.make_plan(tune_fashion_mnist_94.get_config(), str(base), {"seed": 3},
+                          str(search_dir))
+  trial = types.SimpleNamespace(trial_id="03", score=0.91, hyperparameters=types.SimpleNamespace(
+      values={"model.width": 24, "train.epochs": 2}))
+  (search_dir / "best_recipe.py").write_text(results.best_recipe_text(plan, trial))
+  ran = config_lib.load_recipe(str(base))  # what the trial's app.train ran, before resolving
+  as_written = config_lib.load_recipe(str(base))
+  ran.seed, ran.model.width, ran.train.epochs = 3, 24, 2
+  config_lib.scale_lengths(ran, as_written)
+  moved = tmp_path / "elsewhere" / "shared"
+  shutil.move(str(search_dir), str(moved))
+  text = (moved / "best_recipe.py").read_text()
+  assert "import importlib" not in text and "my_recipe" not in text.split('"""')[2]
+  best = config_lib.load_recipe(str(moved / "best_recipe.py"), lock=True)  # as app.train loads it
+  assert flatten(best.to_dict()) == flatten(ran.to_dict())
+  assert "  config.optim.warmup_epochs = 0.25\n" in text.split("# The lengths in epochs")[1]
