@@ -34,7 +34,8 @@ PHASES = {
     "fit_steps": "training steps",
     "fit_validation": "validation during fit (model.tta's views included)",
     "fit_epoch_end": "epoch-end callbacks: checkpoints, backups, logs, plots",
-    "fit_other": "the rest of fit: pipeline start-up, fit's begin and end",
+    "fit_other": "the rest of fit: the other callbacks' batch hooks (Lookahead's syncs), each "
+                 "epoch's pipeline start-up, fit's begin and end",
     "final_evaluation": "test (and validation) evaluation of the final weights, plots, warnings",
     "export": "SavedModel, its parity check and the other formats",
     "other": "everything not in a phase above",

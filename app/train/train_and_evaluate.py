@@ -49,11 +49,29 @@ def _validation_figures(model, data, config, history, test_figures):
   evaluation."""
   if config.derived.validation_is_test:
     return test_figures
-  last_validated = (len(history.get("loss", [])) % config.train.validation_every_epochs == 0
-                    and "val_accuracy" in history)
-  if last_validated and not (config.train.early_stopping_patience or config.optim.lookahead_every):
+  if _last_epoch_validated(config, history) and not (config.train.early_stopping_patience or config.optim.lookahead_every):
     return history["val_loss"][-1], history["val_accuracy"][-1]
   return model.evaluate(data.validation, verbose=0)
+
+
+def _last_epoch_validated(config, history):
+  """True when fit's last epoch ended with a validation (Keras validates epoch e when
+  (e + 1) % validation_freq == 0; a run the time budget stopped mid-epoch validates that epoch
+  too when it is due)."""
+  return (len(history.get("loss", [])) % config.train.validation_every_epochs == 0
+          and "val_accuracy" in history)
+
+
+def _test_figures(model, data, config, history):
+  """(loss, accuracy) on the test split of the weights fit left. When the run validated on the
+  test split (the speedrun convention) in its last epoch, those are that validation's figures:
+  the same images and the same weights (nothing selects on test, so nothing restores an earlier
+  epoch; Lookahead's last sync is at the last step, the EMA swap before the validation, precise
+  batch norm recomputes before it), so evaluating again would only repeat it: on CIFAR-10 with
+  configs/cifar10_93.py's six test-time views, ~84 s of a 1,700 s run (docs/BENCHMARKS.md)."""
+  if config.derived.validation_is_test and _last_epoch_validated(config, history):
+    return history["val_loss"][-1], history["val_accuracy"][-1]
+  return model.evaluate(data.test, verbose=0)
 
 
 def _weights_label(config):
@@ -165,7 +183,7 @@ def train_and_evaluate(config, fold=None):
 
   # === Evaluate === (the weights fit left: the last epoch's, or early stopping's best)
   crash_points.crash_point("evaluate")  # a testing hook (app/core/crash_points.py)
-  test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
+  test_loss, test_accuracy = _test_figures(model, data, config, history)
   validation_loss, validation_accuracy = _validation_figures(model, data, config, history,
                                                              (test_loss, test_accuracy))
   metrics = {
