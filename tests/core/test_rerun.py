@@ -74,12 +74,17 @@ def test_a_run_config_yaml_as_the_recipe_resolves_to_the_run_config(tmp_path, re
     config_lib.load_recipe(config_yaml, lock=True).train.epocs = 3
 
 
-def test_a_reloaded_data_aware_run_keeps_its_choices_without_surveying_again(tmp_path,
-                                                                             monkeypatch):
+def _data_aware_run(tmp_path):
+  """The resolved config of a data-aware run on a small folder of photos of two sizes."""
   recipe = data_aware_recipe.get_config()
   config = data_aware_recipe.get_config()
   config.data.data_dir = str(_folder(tmp_path / "photos", [(60, 80), (90, 120)]))
-  ran = config_lib.resolve(config, strategy=STRATEGY, recipe=recipe)
+  return config_lib.resolve(config, strategy=STRATEGY, recipe=recipe)
+
+
+def test_a_reloaded_data_aware_run_keeps_its_choices_without_surveying_again(tmp_path,
+                                                                             monkeypatch):
+  ran = _data_aware_run(tmp_path)
   assert ran.derived.data_aware.chosen and ran.train.time_budget == "5m"
   config_yaml = _save(tmp_path / "run", ran)
 
@@ -137,10 +142,7 @@ def _resumed(spec, name=None):
 
 def test_resume_gives_the_run_its_own_config_which_the_resume_checks_accept(tmp_path,
                                                                            monkeypatch):
-  recipe = data_aware_recipe.get_config()
-  config = data_aware_recipe.get_config()
-  config.data.data_dir = str(_folder(tmp_path / "photos", [(60, 80), (90, 120)]))
-  ran = config_lib.resolve(config, strategy=STRATEGY, recipe=recipe)
+  ran = _data_aware_run(tmp_path)
   monkeypatch.chdir(tmp_path)  # runs/ relative to here, as a run without --output_dir
   _save(tmp_path / ran.output_dir, ran)
   (tmp_path / ran.train.backup_dir).mkdir()
