@@ -479,10 +479,26 @@ def _resolve_precision(runtime, strategy):
   return why
 
 
+# The config's paths. A shell leaves the tilde of `--data_dir=~/photos` as it is (bash expands one
+# only at a word's start or in a variable assignment), so resolve() expands it as the user meant;
+# "imagenet" and "auto" (model.weights, optim.learning_rate_from) pass through unchanged.
+PATH_KEYS = ("output_dir", "data.data_dir", "data.cache_dir", "model.weights", "train.backup_dir",
+             "optim.learning_rate_from", "export.dir")
+
+
+def expand_user_paths(config):
+  """Expands a leading ~ in each of PATH_KEYS that `config` has, in place."""
+  for key in PATH_KEYS:
+    section, _, leaf = key.rpartition(".")
+    parent = config[section] if section else config
+    if leaf in parent and isinstance(parent[leaf], str) and parent[leaf].startswith("~"):
+      parent[leaf] = os.path.expanduser(parent[leaf])
+
+
 def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   """Config -> a validated, unlocked copy with every derived value filled in, computed here once:
   the lengths in epochs scaled to the run's train.epochs when it differs from its recipe's
-  (_length_keys), the run and backup directories, the learning rate (from an lr_find.json, then
+  (_length_keys), the paths (~ expanded), the run and backup directories, the learning rate (from an lr_find.json, then
   scaled to the batch), the warmup in epochs, and in `derived` what validate() parsed (the
   augmentation terms of data.augment and data.augment_on_device, the export formats), the
   recipe's epochs and the strategy the run uses, with the reason; runtime.mixed_precision=auto
@@ -494,6 +510,7 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   leaves them alone); None: those differing from `recipe`."""
   from app import distribute  # pylint: disable=g-import-not-at-top
   resolved = ml_collections.ConfigDict(config.to_dict())
+  expand_user_paths(resolved)
   epochs_given = _set_by_command_line(resolved, recipe, "train.epochs", overridden)
   if epochs_given and resolved.train.time_budget and recipe is not None and \
       not _set_by_command_line(resolved, recipe, "train.time_budget", overridden):

@@ -53,6 +53,21 @@ def test_resolve_keeps_given_output_dir():
   assert config_lib.resolve(config).output_dir == "/tmp/somewhere"
 
 
+def test_resolve_expands_a_tilde_in_paths_but_leaves_keywords(monkeypatch, tmp_path):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  config = default.get_config()
+  config.data.data_dir, config.output_dir, config.export.dir = "~/photos", "~/runs/x", "~/models"
+  config.model.name, config.model.weights = "mobilenet_v2", "imagenet"
+  config.optim.learning_rate_from = "auto"
+  resolved = config_lib.resolve(config)
+  assert resolved.data.data_dir == str(tmp_path / "photos")
+  assert resolved.output_dir == str(tmp_path / "runs" / "x")
+  assert resolved.train.backup_dir == str(tmp_path / "runs" / "x" / "backup")
+  assert resolved.export.dir == str(tmp_path / "models")
+  assert (resolved.model.weights, resolved.optim.learning_rate_from) == ("imagenet", "auto")
+  assert config.data.data_dir == "~/photos"  # the caller's config is left as it was
+
+
 def test_resolve_scales_learning_rate_linearly_with_batch_size():
   config = default.get_config()
   config.optim.learning_rate = 0.1

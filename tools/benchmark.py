@@ -6,9 +6,11 @@ r"""Time-to-accuracy of recipes, side by side with the keras-io reference, in on
 For each recipe and seed, `python -m app.train --config=RECIPE --seed=S` (no export; extra flags
 with --train_args) and, for each seed, tools/keras_io_convnet.py (--reference_epochs). Reported
 per target: the wall seconds from the start of training (tracing and compilation included) to
-the first evaluation at or above the target — each run validates on the test split after every
-epoch (--config.data.validation_split=0, the speedrun convention: metrics.json labels it, and
-nothing selects on it), trained on the whole training split — as the median over seeds with min-max, or
+the first evaluation at or above the target — each run validates on the test split at its
+recipe's cadence, train.validation_every_epochs (configs/cifar10_93.py: once, at the end; add
+--train_args=--config.train.validation_every_epochs=1 for a curve of every epoch), with
+--config.data.validation_split=0, the speedrun convention: metrics.json labels it, and nothing
+selects on it; trained on the whole training split — as the median over seeds with min-max, or
 how many seeds reached it; the final test accuracy (mean ± std); training images/s; forward
 FLOPs per image; utilization = 3 x FLOPs x images/s / the machine's convolution peak in the
 recipe's precision (measured here, app.accel.conv_peak); and the reference's time over the

@@ -116,7 +116,7 @@ def evaluate(run_dir=None, model_path=None, split="test", tta_flip=False, report
   if dataset is not None:
     config.data.name, config.data.data_dir = dataset, ""
   if data_dir is not None:
-    config.data.data_dir = data_dir
+    config.data.data_dir = os.path.expanduser(data_dir)
   if limit is not None:
     config.data.limit = limit
   report_dir = _report_dir(report_dir, run_dir)
