@@ -45,11 +45,11 @@ def _validation_split_label(config, fold, data):
 def _validation_figures(model, data, config, history, test_figures):
   """(loss, accuracy) on the validation split of the weights fit left: the test figures when it
   validated on test; the last epoch's from `history` when those weights are its own (no early
-  stopping, which restores an earlier epoch's, nor Lookahead, which syncs after it); else an
-  evaluation."""
+  stopping, which restores an earlier epoch's; Lookahead's last sync, the EMA swap and precise
+  batch norm all come before that validation, as in _test_figures); else an evaluation."""
   if config.derived.validation_is_test:
     return test_figures
-  if _last_epoch_validated(config, history) and not (config.train.early_stopping_patience or config.optim.lookahead_every):
+  if _last_epoch_validated(config, history) and not config.train.early_stopping_patience:
     return history["val_loss"][-1], history["val_accuracy"][-1]
   return model.evaluate(data.validation, verbose=0)
 

@@ -174,3 +174,23 @@ def test_validating_on_test_the_last_validation_gives_the_final_weights_test_fig
   assert seen["read"][1] == pytest.approx(float(history[-1]["val_accuracy"]), abs=1e-6)
   np.testing.assert_allclose(seen["read"], seen["evaluated"], rtol=1e-5)
   assert metrics["test_accuracy"] == pytest.approx(seen["evaluated"][1], abs=1e-6)
+
+
+@pytest.mark.parametrize("changes", [{"optim.lookahead_every": 2}, {"optim.ema": True}])
+def test_on_a_validation_split_the_last_validation_gives_the_final_weights_figures(
+    tmp_path, monkeypatch, changes):
+  """The same rule for a held-out validation split: its figures come from the last epoch's
+  validation, equal to an evaluation of the weights the run ended with (Lookahead, EMA)."""
+  from app.train import train_and_evaluate as module  # pylint: disable=g-import-not-at-top
+  original, seen = module._validation_figures, {}
+
+  def validation_figures_and_an_evaluation(model, data, config, history, test_figures):
+    seen["evaluated"] = model.evaluate(data.validation, verbose=0)
+    seen["read"] = original(None, data, config, history, test_figures)  # None: no evaluation
+    return seen["read"]
+
+  monkeypatch.setattr(module, "_validation_figures", validation_figures_and_an_evaluation)
+  _, metrics, history = _run(tmp_path, spoil=False, **{"data.validation_split": 0.2, **changes})
+  assert seen["read"][1] == pytest.approx(float(history[-1]["val_accuracy"]), abs=1e-6)
+  np.testing.assert_allclose(seen["read"], seen["evaluated"], rtol=1e-5)
+  assert metrics["validation_accuracy"] == pytest.approx(seen["evaluated"][1], abs=1e-6)
