@@ -153,6 +153,10 @@ def plan(config, data, strategy, run, started):
     validation_every = max(1, math.ceil(per_validation / (VALIDATION_SHARE * per_epoch)))
   export = (EXPORT_TRACE_FACTOR * measured["trace_seconds"] + EXPORT_SECONDS
             if config.export.enabled else 0.0)
+  # One evaluation of the test split after training, even for a run that validates on it (whose
+  # last validation gives the test figures): then it is the reserve the clock's hold keeps for
+  # the validation that follows a hold-stopped epoch. The plan's training must end by the hold,
+  # or the schedule would be cut before its end, so the reserve cannot go to more epochs.
   after_training = (_evaluation_batches(data.num_test, batch) * measured["evaluation_batch_seconds"]
                     + measured["evaluation_trace_seconds"] + export + FINISH_SECONDS)
   before_training = measured["build_seconds"] + measured["trace_seconds"] + \

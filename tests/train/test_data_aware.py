@@ -25,6 +25,7 @@ def test_photos_get_resnet9_at_a_side_within_their_size_and_the_budget():
   chosen = data_aware.choose(_survey(333), 300.0, cores=2)
   assert chosen["model.name"][0] == "resnet9" and chosen["data.resize"][0] == "crop"
   assert "resized_crop" in chosen["data.augment"][0]
+  assert chosen["model.tta"][0] == "flip"  # its evaluations and export average the mirror view
   side = chosen["data.image_size"][0]
   assert side in data_aware.PHOTO_SIDES and side <= 333
   # A shorter budget never gets a larger side; photos never get one above their own.
