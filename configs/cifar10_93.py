@@ -25,7 +25,7 @@ from configs import cifar10
 
 
 def get_config():
-  config = cifar10.get_config()  # the JPEG folders in /tmp/cifar10-jpg, bf16, SGD onecycle
+  config = cifar10.get_config()  # /tmp/cifar10-jpg, bf16 where native, SGD onecycle
   config.name = "cifar10_93"
   config.model.name = "airbench"
   config.model.width = 64

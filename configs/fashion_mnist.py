@@ -28,7 +28,10 @@ def get_config():
   config.optim.weight_decay = 5e-4
   config.optim.schedule = "onecycle"  # linear warmup, then linear decay to 0: the speedrun shape
   config.optim.warmup_epochs = 1.0
-  # bfloat16 with TF's fused batch norm trains this net ~1.9x faster than float32 on this CPU
-  # (tools/bench_batchnorm.py); the head's softmax and the export stay float32.
-  config.runtime.mixed_precision = "mixed_bfloat16"
+  # auto: mixed_bfloat16 where the CPU computes bfloat16 natively (AVX512_BF16, AMX: with TF's
+  # fused batch norm ~1.9x float32's speed there, tools/bench_batchnorm.py), float32 on other CPUs
+  # (AVX2 only: bfloat16 is emulated there, 6.3x slower than float32 on this recipe, 2026-12-03,
+  # docs/BENCHMARKS.md), mixed_float16 on GPUs with Tensor Cores. The head's softmax and the
+  # export stay float32.
+  config.runtime.mixed_precision = "auto"
   return config

@@ -12,8 +12,9 @@ three. What the CIFAR-10 speedruns (airbench, DAWNBench) learned, in Keras:
 - label smoothing 0.2; SGD Nesterov with a short linear warmup, then linear decay to zero;
 - flip test-time augmentation inside the model (model.tta="flip": validation, test and the
   export average each image's prediction with its mirror's);
-- mixed_bfloat16 (1.9x float32 on this CPU with TF's fused batch norm); ReLU, since GELU
-  costs 1.5x here for no gain at this length (92.82% vs 92.74%, one seed).
+- mixed_bfloat16 where the CPU computes it natively (1.9x float32 there with TF's fused
+  batch norm; auto: float32 on other CPUs); ReLU, since GELU costs 1.5x here for no gain at
+  this length (92.82% vs 92.74%, one seed).
 Weight EMA (optim.ema) cost 0.8 points at this length (90.93% vs 91.86%), so it stays off.
 Measured figures (command, machine, date) are in docs/BENCHMARKS.md.
 """
@@ -22,7 +23,7 @@ from configs import fashion_mnist
 
 
 def get_config():
-  config = fashion_mnist.get_config()  # SGD Nesterov 0.9, onecycle, bf16, batch 256, flips
+  config = fashion_mnist.get_config()  # SGD Nesterov, onecycle, bf16 where native, batch 256, flips
   config.name = "fashion_mnist_92"
   config.model.name = "airbench"
   config.model.width = 16

@@ -13,7 +13,7 @@ from configs import fashion_mnist
 
 
 def get_config():
-  config = fashion_mnist.get_config()  # SGD Nesterov 0.9, onecycle, 1 warmup epoch, bf16, batch 256
+  config = fashion_mnist.get_config()  # SGD onecycle, 1 warmup epoch, precision auto, batch 256
   config.name = "fashion_mnist_95"
   config.model.name = "airbench"
   config.model.width = 32

@@ -139,3 +139,51 @@ def test_resolve_turns_auto_into_the_policy_once_and_keeps_why(tf_devices, caplo
   assert on_tpu.runtime.mixed_precision == "mixed_bfloat16"
   config.runtime.mixed_precision = "float32"  # a policy given is kept, and said to be given
   assert config_lib.resolve(config).derived.mixed_precision_reason == "--mixed_precision=float32"
+
+
+SHIPPED_RECIPES = ("fashion_mnist", "fashion_mnist_92", "fashion_mnist_94", "fashion_mnist_95",
+                   "cifar10", "cifar10_93", "cifar10_airbench", "data_aware", "tune_fashion_mnist",
+                   "tune_fashion_mnist_94")
+
+
+@pytest.mark.parametrize("flags, policy", [({"avx2", "avx512_bf16"}, "mixed_bfloat16"),
+                                           ({"avx2", "fma"}, "float32")])
+def test_the_shipped_recipes_train_bfloat16_only_where_the_cpu_computes_it(tf_devices, devices,
+                                                                          flags, policy):
+  """On a CPU with only AVX2 (AMD EPYC, 2026-12-03) bfloat16 is emulated: the main job's recipe
+  trained 6.3x slower in mixed_bfloat16 than in float32 (docs/BENCHMARKS.md), so the recipes
+  ask for auto rather than for mixed_bfloat16."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  devices(flags)
+  tf_devices([])
+  for name in SHIPPED_RECIPES:
+    recipe = importlib.import_module(f"configs.{name}").get_config()
+    assert recipe.runtime.mixed_precision == "auto", name
+    if name == "data_aware":  # resolved with its data: tests/train/test_data_aware.py
+      continue
+    resolved = config_lib.resolve(recipe)
+    assert resolved.runtime.mixed_precision == policy, (name, resolved.derived.mixed_precision_reason)
+
+
+def test_bfloat16_asked_for_where_it_is_emulated_trains_with_a_warning(tf_devices, devices, caplog):
+  caplog.set_level("INFO", logger="absl")
+  config = default.get_config()
+  config.runtime.mixed_precision = "mixed_bfloat16"
+  devices({"avx2", "fma"})
+  tf_devices([])
+  resolved = config_lib.resolve(config)
+  assert resolved.runtime.mixed_precision == "mixed_bfloat16"  # asked for: kept
+  why = resolved.derived.mixed_precision_reason
+  assert why.startswith("--mixed_precision=mixed_bfloat16 (emulated: this CPU has no bfloat16 "
+                        "instructions") and "--mixed_precision=auto picks float32" in why, why
+  assert [r.levelname for r in caplog.records if r.getMessage() == f"mixed precision: {why}"] == [
+      "WARNING"]
+  caplog.clear()
+  devices({"avx2", "amx_bf16"})  # native: said to be given, no warning
+  tf_devices([])
+  assert config_lib.resolve(config).derived.mixed_precision_reason == \
+      "--mixed_precision=mixed_bfloat16"
+  assert not [r for r in caplog.records if r.levelname == "WARNING"]
+  devices({"avx2", "amx_bf16"}, [(7, 5)])  # a Turing GPU trains: no bfloat16 there either
+  assert "emulated: GPU compute capability (7, 5) < 8.0" in config_lib.resolve(
+      config).derived.mixed_precision_reason

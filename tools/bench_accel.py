@@ -10,7 +10,9 @@ timed in float32 and bfloat16 (TensorFlow, forward), the fastest shape counting.
 steps_per_execution, and channels_last forced for the plain settings) trains the recipe's model on the recipe's real data pipeline with
 app/train/accel_probe.py's measurement (fresh model, same batches, warm-up off the clock). Utilization
 = 3 x forward FLOPs per image (forward + backward) x images/s / the peak of that precision.
-Settings the device cannot run are listed with the reason. Prints Markdown for docs/BENCHMARKS.md.
+Settings the device cannot run are listed with the reason; with --emulated, mixed_bfloat16 is
+timed even where the device has no bfloat16 instructions (what asking for it costs there). Prints
+Markdown for docs/BENCHMARKS.md.
 """
 
 import itertools
@@ -26,6 +28,10 @@ from absl import app, flags  # pylint: disable=g-import-not-at-top,wrong-import-
 cli.define_config_flag(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "configs", "cifar10.py"))
 flags.DEFINE_boolean("peak_only", False, "Measure and print the convolution peak only.")
+flags.DEFINE_boolean("emulated", False,
+                     "Also time mixed_bfloat16 where the device has no bfloat16 instructions "
+                     "(emulated: what --mixed_precision=mixed_bfloat16 costs there; --accel=auto "
+                     "never picks it). Its rows say 'emulated'.")
 
 
 def main(argv):
@@ -72,7 +78,8 @@ def main(argv):
   for precision, jit, spe, channels_last in grid:
     settings = {"mixed_precision": precision, "jit_compile": jit, "steps_per_execution": spe,
                 "channels_last": channels_last, "batch_size": config.train.batch_size}
-    if supported[precision]:
+    emulated = flags.FLAGS.emulated and precision == "mixed_bfloat16" and supported[precision]
+    if supported[precision] and not emulated:
       if not jit and spe == 1:  # one row per precision the device cannot run
         rows.append((dict(settings, jit_compile="-", steps_per_execution="-", channels_last="-"),
                      None,
@@ -81,7 +88,7 @@ def main(argv):
     try:
       rate, _ = measure_once(config, settings, source, strategy,
                              config.runtime.accel_probe_steps)
-      rows.append((settings, rate, ""))
+      rows.append((settings, rate, f"emulated: {supported[precision]}" if emulated else ""))
     except Exception as e:  # pylint: disable=broad-except
       rows.append((settings, None, f"failed: {str(e).splitlines()[0][:100]}"))
     print(rows[-1], flush=True)

@@ -16,9 +16,12 @@ from tests.train.test_data_aware import _folder
 
 STRATEGY = ("default", "one process")
 LATER = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-# Where a reloaded run differs from the run by design: its new run directory, and the recipe's
-# epochs, which are now config.yaml's own (the lengths in it are already the run's).
-NEW_RUN_KEYS = {"output_dir", "train.backup_dir", "derived.recipe_epochs"}
+# Where a reloaded run differs from the run by design: its new run directory, the recipe's
+# epochs, which are now config.yaml's own (the lengths in it are already the run's), and why the
+# precision is what it is: the recipes' `auto` was resolved into config.yaml's policy, which the
+# reloaded run is given (the policy itself must not differ).
+NEW_RUN_KEYS = {"output_dir", "train.backup_dir", "derived.recipe_epochs",
+                "derived.mixed_precision_reason"}
 
 
 def _saved_run(tmp_path, recipe_file, overrides=()):
