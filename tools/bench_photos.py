@@ -38,7 +38,7 @@ HAND_RECIPE = ["--config=configs/default.py", "--model=resnet9", "--config.model
                "--batch_size=32", "--optimizer=sgd", "--learning_rate=0.05",
                "--config.optim.schedule=onecycle", "--config.optim.warmup_fraction=0.05",
                "--config.optim.weight_decay=5e-4", "--config.train.label_smoothing=0.1",
-               "--mixed_precision=mixed_bfloat16"]
+               "--mixed_precision=auto"]  # mixed_bfloat16 where the CPU computes it
 
 
 def _run(setting, budget, seed):
