@@ -7,9 +7,9 @@ airbench (patch whitening, dirac-initialised convs, conv groups 32-128-128, 66 M
 flips and 2-pixel crops by whole batches from memory, label smoothing 0.2, SGD Nesterov with a
 one-epoch warmup and linear decay, weight decay 0.02 (airbench's decay per 1,024 images, 0.0153,
 is ~40x the 5e-4 of the Fashion recipes in our decoupled form; 8 epochs: 5e-4 85.45%, 5e-3 +
-dirac 85.80%, 0.02 + dirac 86.56%), flip TTA, mixed_bfloat16 (where native). 15 epochs end at 87.9% after
-550 s here (one seed): short of issue 8's 90% in 10 minutes; docs/BENCHMARKS.md says what is
-missing. airbench94's other tricks (model.bn_scale=False, model.bn_bias_lr_scale=64,
+dirac 85.80%, 0.02 + dirac 86.56%), flip TTA, mixed_bfloat16 (where native). 15 epochs end at
+87.9% after 550 s here (one seed): short of issue 8's 90% in 10 minutes; docs/BENCHMARKS.md says
+what is missing. airbench94's other tricks (model.bn_scale=False, model.bn_bias_lr_scale=64,
 optim.lookahead_every=5) gave 87.72% at 15 epochs (one seed), no gain at this width and length.
 """
 

@@ -29,9 +29,7 @@ def get_config():
   config.optim.name = "sgd"
   config.optim.schedule = "onecycle"
   config.optim.warmup_fraction = 0.05
-  # mixed_bfloat16 where the CPU has bfloat16 instructions (~1.9x float32 there,
-  # tools/bench_batchnorm.py), float32 where bfloat16 would be emulated (6.3x slower on an AVX2
-  # CPU: configs/fashion_mnist.py), mixed_float16 on GPUs with Tensor Cores. The head's softmax
-  # and the export stay float32.
+  # mixed_bfloat16 where the CPU has bfloat16 instructions, float32 where it would be emulated
+  # (configs/fashion_mnist.py says why and how much).
   config.runtime.mixed_precision = "auto"
   return config

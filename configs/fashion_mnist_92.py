@@ -23,7 +23,7 @@ from configs import fashion_mnist
 
 
 def get_config():
-  config = fashion_mnist.get_config()  # SGD Nesterov, onecycle, bf16 where native, batch 256, flips
+  config = fashion_mnist.get_config()  # SGD onecycle, bf16 where native, batch 256, flips
   config.name = "fashion_mnist_92"
   config.model.name = "airbench"
   config.model.width = 16

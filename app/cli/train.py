@@ -88,10 +88,10 @@ SHORTCUTS = {
                         "mixed_float16 on GPUs with Tensor Cores (compute capability >= 7.0), "
                         "mixed_bfloat16 on TPUs and on CPUs with native bfloat16 (AVX512_BF16, "
                         "AMX), float32 otherwise (the choice and why: the log, config.yaml's "
-                        "derived.mixed_precision_reason, metrics.json). Every shipped recipe "
-                        "asks for auto; mixed_bfloat16 asked for where it is emulated (a CPU "
-                        "without those instructions: several times slower than float32) trains "
-                        "with a warning."),
+                        "derived.mixed_precision_reason, metrics.json). The shipped recipes "
+                        "that trained bfloat16 ask for auto; mixed_bfloat16 asked for where it "
+                        "is emulated (a CPU without those instructions: several times slower "
+                        "than float32) trains with a warning."),
     "gpu_memory_limit": ("runtime.gpu_memory_limit", flags.DEFINE_string,
                          "At most this much memory on each GPU, e.g. 8GiB or 8192 (MiB), "
                          "reserved whole when TensorFlow first allocates; unset, each GPU's "
