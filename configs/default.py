@@ -31,7 +31,7 @@ def get_config():
   # (best.keras is the last epoch's weights; early stopping and plateau are refused). A source
   # without a test split holds out the same fraction again as its test part.
   config.data.validation_split = 0.1  # held out of train for validation; 0 = validate on test
-  # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip,
+  # Augmentation ops joined by "|", e.g. "flip|crop(pad=4)|mixup(alpha=0.2)": flip(alternate),
   # crop(pad, fill='zero'|'reflect'; reflect needs pad < the image side), rotate(factor),
   # zoom(factor), translate(factor), color_jitter(brightness, contrast, saturation, hue: each
   # the largest change, 0 = off; brightness shifts by up to that fraction of 0..255, contrast and
@@ -39,7 +39,8 @@ def get_config():
   # erase(factor, scale), randaugment(num_ops, factor), mixup(alpha), cutmix(factor),
   # resized_crop(scale, ratio: a random box of [scale, 1] of the area, aspect in [ratio, 1/ratio],
   # resized back). augment runs in the tf.data pipeline on the CPU; augment_on_device inside the
-  # model (Keras layers; not crop, resized_crop, mixup, cutmix); both compute in float32.
+  # model (Keras layers; not crop, resized_crop, mixup, cutmix, flip(alternate=True): each image
+  # mirrored in every other epoch); both compute in float32.
   # python -m app.augment_preview shows them.
   config.data.augment = ""  # host pipeline ops, e.g. "flip|crop(pad=4)"; "" = none
   config.data.augment_on_device = ""  # in-model ops, e.g. "flip|rotate(factor=0.05)"; "" = none

@@ -159,20 +159,29 @@ def _batched_for_replicas(ds, count, batch_size, replicas, drop_remainder):
 def _shuffled_batches(examples, image_shape, batch_size, *, seed, epochs, skip=0,
                       shuffle_buffer=0, cache=True, drop_remainder=False, resize="resize",
                       replicas=1):
-  """Epochs `epochs` = (first, last) of shuffled (uint8 images, int32 labels, batch key) batches
-  in a row. Each epoch's order depends on (seed, epoch) only, and the key [epoch seed, batch index]
-  seeds the batch's augmentation, so an epoch replays identically in a resumed run; the first
-  `skip` batches are left out (a run resumed mid-epoch). `replicas`: the replicas in sync that
-  take this pipeline's batches in turn (_batched_for_replicas)."""
+  """Epochs `epochs` = (first, last) of shuffled (uint8 images, int32 labels, batch key,
+  identity) batches in a row. Each epoch's order depends on (seed, epoch) only, and the key
+  [epoch seed, batch index] seeds the batch's augmentation, so an epoch replays identically in a
+  resumed run; identity = (the images' indices in `examples`, the epoch, `seed`), for the
+  augmentations that follow an image across epochs (alternating flip). The first `skip` batches
+  are left out (a run resumed mid-epoch). `replicas`: the replicas in sync that take this
+  pipeline's batches in turn (_batched_for_replicas)."""
   base, gather = _examples(examples, image_shape, cache, resize)
+  if gather:  # base holds the indices: a batch of them gathers its images and labels
+    indexed = base
+    take = lambda ids: (*gather(ids), ids)
+  else:  # (image, label) examples: numbered after the cache, so the cache keeps its contents
+    indexed = base.enumerate()
+    take = lambda ids, example: (*example, ids)
 
   def one_epoch(epoch):  # a Python int: tf.data takes only constant shuffle seeds here
     key = epoch_seed(seed, epoch)
-    ds = base.shuffle(shuffle_buffer or len(examples), seed=key, reshuffle_each_iteration=False)
+    ds = indexed.shuffle(shuffle_buffer or len(examples), seed=key, reshuffle_each_iteration=False)
     ds = _batched_for_replicas(ds, len(examples), batch_size, replicas, drop_remainder)
-    if gather:
-      ds = ds.map(gather, num_parallel_calls=AUTOTUNE)
-    return ds.enumerate().map(lambda i, batch: (*batch, tf.stack([tf.constant(key, tf.int64), i])))
+    ds = ds.map(take, num_parallel_calls=AUTOTUNE)
+    identity = lambda ids: (ids, tf.constant(epoch, tf.int64), tf.constant(seed, tf.int64))
+    return ds.enumerate().map(lambda i, batch: (
+        *batch[:2], tf.stack([tf.constant(key, tf.int64), i]), identity(batch[2])))
 
   return _concatenate([one_epoch(epoch) for epoch in range(*epochs)]).skip(skip)
 
@@ -245,12 +254,12 @@ def _splits(source, data, seed, fold):
   return train, validation, test, test_split
 
 
-def _model_inputs(images, labels, num_classes, augmenter=None, key=None):
-  """uint8 batch -> float32 images (augmented by `augmenter`, seeded by `key`, when given) and
-  one-hot labels."""
+def _model_inputs(images, labels, num_classes, augmenter=None, key=None, identity=None):
+  """uint8 batch -> float32 images (augmented by `augmenter`, seeded by `key`, given the images'
+  `identity` (_shuffled_batches), when given) and one-hot labels."""
   labels = tf.one_hot(labels, num_classes)
   if augmenter is not None:
-    return augmenter(images, labels, seed=key)
+    return augmenter(images, labels, seed=key, identity=identity)
   return tf.cast(images, tf.float32), labels
 
 
@@ -303,7 +312,8 @@ def training_batches(datasets, first, last, skip=0, context=None):
                          cache=cache, drop_remainder=datasets.drop_remainder, resize=data.resize,
                          replicas=replicas)
   num_classes = len(datasets.class_names)
-  ds = ds.map(lambda x, y, key: _model_inputs(x, y, num_classes, datasets.augmenter, key),
+  ds = ds.map(lambda x, y, key, identity: _model_inputs(x, y, num_classes, datasets.augmenter,
+                                                       key, identity),
               num_parallel_calls=AUTOTUNE)
   return _prefetched(ds, data, sharded)
 

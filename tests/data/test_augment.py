@@ -223,3 +223,59 @@ def test_mixup_needs_a_positive_alpha(alpha):
                      r"> 0 \(e.g. 0.2\)"):
     augment.parse(f"mixup(alpha={alpha!r})")
   assert augment.parse("mixup(alpha=0.4)").ops[0].mixes_labels
+
+
+def test_alternating_mirror_mirrors_a_fixed_half_then_the_other_half():
+  """Jordan 2024's alternating flip: a seeded half of the images in even epochs, the rest in odd
+  ones, the same half again two epochs later; another seed draws another half."""
+  ids = tf.range(10_000, dtype=tf.int64)
+  mask = lambda epoch, seed: augment.alternating_mirror(ids, epoch, seed).numpy()
+  even, odd = mask(0, 3), mask(1, 3)
+  assert 0.47 < even.mean() < 0.53
+  np.testing.assert_array_equal(odd, ~even)
+  np.testing.assert_array_equal(mask(2, 3), even)
+  np.testing.assert_array_equal(mask(7, 3), odd)
+  assert 0.4 < (mask(0, 4) != even).mean() < 0.6  # independent of seed 3's half
+
+
+def mirrored_images(out, images):
+  """Which of `out` are their `images`' mirrors (each must be the image or its mirror)."""
+  mirrored = []
+  for image, result in zip(images, out):
+    mirrored.append(np.array_equal(result, image[:, ::-1]))
+    if not mirrored[-1]:
+      np.testing.assert_array_equal(result, image)
+  return np.array(mirrored)
+
+
+@pytest.mark.parametrize("spec", ["flip(alternate=True)", "flip(alternate=True)|crop(pad=0)",
+                                  "crop(pad=0)|flip(alternate=True)"])  # the last two fused
+def test_alternating_flip_mirrors_as_the_batch_identity_says(images, spec):
+  augmenter = augment.parse(spec)
+  ids = tf.range(len(images), dtype=tf.int64) + 100
+  for epoch in (0, 1, 2):
+    identity = (ids, tf.constant(epoch, tf.int64), tf.constant(5, tf.int64))
+    ds = tf.data.Dataset.from_tensors(images).map(lambda x: augmenter(x, identity=identity))
+    out = next(iter(ds)).numpy().astype(np.uint8)
+    np.testing.assert_array_equal(mirrored_images(out, images),
+                                  augment.alternating_mirror(*identity).numpy())
+
+
+def test_alternating_flip_without_an_identity_mirrors_a_random_half(images):
+  """Previews and direct calls have no epoch: a random half, as plain flip (2 / 2**16 to fail)."""
+  mirrored = mirrored_images(
+      augment.parse("flip(alternate=True)")(tf.constant(images)).numpy().astype(np.uint8), images)
+  assert 0 < mirrored.sum() < len(images)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("flip(alternate=1)", "alternate must be True or False"),
+])
+def test_alternating_flip_refuses(spec, message):
+  with pytest.raises(UsageError, match=message):
+    augment.parse(spec)
+
+
+def test_alternating_flip_is_host_only():
+  with pytest.raises(UsageError, match="index and the epoch.*--config.data.augment"):
+    augment.parse("flip(alternate=True)", on_device=True)

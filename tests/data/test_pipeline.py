@@ -262,3 +262,43 @@ def test_a_source_validation_split_beside_test_and_under_folds(data_config):
     assert data.test_split == "test" and data.validation_from == "val folder made in the test"
   data = pipeline.build(source, data_config, 8, seed=0, fold=(0, 4))
   assert (data.num_train, data.num_validation, data.validation_from) == (30, 10, "")
+
+
+def distinct_source(count, files_dir=None):
+  """`count` distinct 6x6 RGB images (no two alike, none its own mirror): in memory, or written
+  as PNG files under `files_dir` (the decode-and-cache path)."""
+  rng = np.random.default_rng(1)
+  images = rng.integers(0, 256, (count, 6, 6, 3), dtype=np.uint8)
+  labels = (np.arange(count) % 2).astype(np.int32)
+  if files_dir is None:
+    train = Examples(labels=labels, images=images)
+  else:
+    paths = []
+    for index, image in enumerate(images):
+      paths.append(str(files_dir / f"{index}.png"))
+      tf.io.write_file(paths[-1], tf.io.encode_png(image))
+    train = Examples(labels=labels, paths=np.array(paths))
+  return Source(train, train, ["a", "b"], (6, 6, 3), "made in the test"), images
+
+
+@pytest.mark.parametrize("stored", ["in_memory", "files"])
+def test_alternating_flip_shows_each_image_both_ways_in_two_epochs(stored, tmp_path, data_config):
+  """flip(alternate=True) through the real pipeline, in-memory (gathered by index) and decoded
+  from files (numbered after the cache): across epochs 0 and 1 every image is seen once as it is
+  and once mirrored, about half of them mirrored first; epoch 2 repeats epoch 0's choice."""
+  source, images = distinct_source(48, None if stored == "in_memory" else tmp_path)
+  data_config.augment = "flip(alternate=True)|crop(pad=0)"
+  data_config.validation_split = 0.0
+  data = pipeline.build(source, data_config, 16, seed=0)
+  by_pixels = {image.tobytes(): (index, False) for index, image in enumerate(images)}
+  by_pixels.update({image[:, ::-1].tobytes(): (index, True) for index, image in enumerate(images)})
+  seen = {epoch: {} for epoch in range(3)}
+  for epoch in range(3):
+    for batch, _ in pipeline.training_batches(data, epoch, epoch + 1):
+      for image in batch.numpy().astype(np.uint8):
+        index, mirrored = by_pixels[image.tobytes()]
+        seen[epoch][index] = mirrored
+  assert all(sorted(seen[epoch]) == list(range(48)) for epoch in seen)
+  assert all(seen[0][i] != seen[1][i] for i in range(48))
+  assert seen[2] == seen[0]
+  assert 12 <= sum(seen[0].values()) <= 36
