@@ -34,12 +34,12 @@ def _uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32, salt=0):
   return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype)
 
 
-def flip(images, seed=None, mirror=None):
+def flip(images, seed=None, mirror=True):
   """Mirror a random half of the images left-right (one gather of mirrored column indices: ~1.7x
-  faster on uint8 batches than selecting between the batch and its reverse). `mirror`: a [batch]
-  bool tensor that says which instead (alternating_mirror)."""
+  faster on uint8 batches than selecting between the batch and its reverse). `mirror`: True for
+  a random half, or a [batch] bool tensor that says which (alternating_mirror)."""
   batch, width = tf.shape(images)[0], tf.shape(images)[2]
-  if mirror is None:
+  if isinstance(mirror, bool):
     mirror = _uniform([batch], seed) < 0.5
   columns = tf.range(width)
   columns = tf.where(mirror[:, None], width - 1 - columns[None, :], columns[None, :])
@@ -92,27 +92,27 @@ def alternating_mirror(example_ids, epoch, seed):
 
 @dataclasses.dataclass
 class Op:
-  """One augmentation: `host(images, labels, seed) -> (images, labels)` for tf.data, and the
-  Keras layer that does the same inside a model (None: host only). Ops of ours use `seed` (a [2]
-  tensor, or None) for stateless draws that a resumed run replays; Keras layers draw from their
-  own seed generators."""
+  """One augmentation: `host(images, labels, seed, identity) -> (images, labels)` for tf.data, and
+  the Keras layer that does the same inside a model (None: host only). Ops of ours use `seed` (a
+  [2] tensor, or None) for stateless draws that a resumed run replays; Keras layers draw from
+  their own seed generators. `identity` (Augmenter.__call__) is read by alternating flip only."""
   name: str
   host: Callable
   layer: Optional[Callable] = None
   mixes_labels: bool = False
   any_dtype: bool = False  # runs on uint8 images too (4x less memory traffic than float32)
-  alternate: bool = False  # flip(alternate=True): host(..., identity) mirrors by alternating_mirror
+  alternate: bool = False  # flip(alternate=True): mirrors by alternating_mirror(*identity)
   pad: int = 0  # crop's padding and border fill, for fusing it with flip and check_image_shape
   fill: str = "zero"
   needs_rgb: bool = False  # color_jitter's saturation and hue: no meaning on grayscale images
 
 
 def _images_only(fn):
-  return lambda images, labels, seed=None: (fn(images), labels)
+  return lambda images, labels, seed=None, identity=None: (fn(images), labels)
 
 
 def _seeded(fn):
-  return lambda images, labels, seed=None: (fn(images, seed=seed), labels)
+  return lambda images, labels, seed=None, identity=None: (fn(images, seed=seed), labels)
 
 
 def _keras_op(name, layer):
@@ -121,9 +121,9 @@ def _keras_op(name, layer):
 
 
 def _mirror_of(identity):
-  """alternating_mirror's mask for a batch's `identity` (example ids, epoch, run seed), or None
-  where the batch has none (previews, evaluation-side calls: a random half, as plain flip)."""
-  return None if identity is None else alternating_mirror(*identity)
+  """alternating_mirror's mask for a batch's `identity` (example ids, epoch, run seed), or True
+  (a random half, as plain flip) where the batch has none (previews, evaluation-side calls)."""
+  return True if identity is None else alternating_mirror(*identity)
 
 
 @AUGMENTATIONS.register("flip")
@@ -261,8 +261,8 @@ def _randaugment(num_ops=2, factor=0.5):
 
 
 def _mixing_op(name, layer):
-  def host(images, labels, seed=None):
-    del seed  # Keras's layer draws from its own seed generator
+  def host(images, labels, seed=None, identity=None):
+    del seed, identity  # Keras's layer draws from its own seed generator
     mixed = layer({"images": images, "labels": labels}, training=True)
     return mixed["images"], mixed["labels"]
 
@@ -326,10 +326,7 @@ class Augmenter:
         images = tf.cast(images, tf.float32)
       op_seed = None if seed is None else tf.random.experimental.stateless_fold_in(
           tf.cast(seed, tf.int64), position)
-      if op.alternate:
-        images, new_labels = op.host(images, labels, op_seed, identity)
-      else:
-        images, new_labels = op.host(images, labels, op_seed)
+      images, new_labels = op.host(images, labels, op_seed, identity)
       labels = labels if labels is None else new_labels
     images = tf.cast(images, tf.float32)
     return images if labels is None else (images, labels)
@@ -429,8 +426,7 @@ def _fuse_flip_crop(ops):
       pad, fill = cropping.pad, cropping.fill
       if flipping.alternate:
         host = lambda images, labels, seed=None, identity=None, pad=pad, fill=fill: (crop(
-            images, pad=pad, seed=seed, fill=fill,
-            mirror=True if identity is None else alternating_mirror(*identity)), labels)
+            images, pad=pad, seed=seed, fill=fill, mirror=_mirror_of(identity)), labels)
       else:
         host = _seeded(functools.partial(crop, pad=pad, mirror=True, fill=fill))
       fused.append(Op("flip+crop", host, any_dtype=True, alternate=flipping.alternate, pad=pad,
