@@ -16,6 +16,8 @@ flip + crop + brightness/contrast, batch 32, SGD 0.05.
 
 import json
 import os
+import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string("data_dir", "/tmp/hymenoptera", "The photo folder (class folders in train/).")
 flags.DEFINE_list("budgets", ["2m", "5m"], "--time_budget values to run.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds, interleaved.")
-flags.DEFINE_list("settings", ["plain", "hand"], "plain (no flag but the budget) and/or hand.")
+flags.DEFINE_list("settings", ["plain", "hand"],
+                  "plain (no flag but the budget), hand, and/or the name of a --variant.")
+flags.DEFINE_multi_string(
+    "variant", [], "NAME=FLAGS: a setting that runs the plain command with FLAGS added (split "
+    "as a shell would), to measure one change to the data-aware recipe against it, e.g. "
+    "--variant='ema=--config.optim.ema=True' --settings=plain,ema.")
 flags.DEFINE_list("hand_budgets", ["5m"], "Budgets the hand recipe runs at (a subset of --budgets).")
 flags.DEFINE_string("output", "/tmp/bench_photos", "Run dirs, exports and results.json go here.")
 FLAGS = flags.FLAGS
@@ -49,6 +56,8 @@ def _run(setting, budget, seed):
              f"--export_dir={os.path.join(FLAGS.output, 'exports')}"]
   if setting == "hand":
     command[3:3] = HAND_RECIPE
+  elif setting != "plain":
+    command += _variants()[setting]
   started = time.perf_counter()
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   wall = time.perf_counter() - started
@@ -68,12 +77,26 @@ def _run(setting, budget, seed):
   return row
 
 
+def _variants():
+  """{name: [flag, ...]} from --variant."""
+  variants = {}
+  for entry in FLAGS.variant:
+    name, sep, added = entry.partition("=")
+    if not sep or not re.fullmatch(r"\w[\w.-]*", name) or name in ("plain", "hand"):
+      raise app.UsageError(f"--variant={entry!r}: write NAME=FLAGS, NAME not plain or hand")
+    variants[name] = shlex.split(added)
+  return variants
+
+
 def _spread(values):
   return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def main(argv):
   del argv
+  unknown = set(FLAGS.settings) - {"plain", "hand", *_variants()}
+  if unknown:
+    raise app.UsageError(f"--settings: {', '.join(sorted(unknown))} named by no --variant")
   os.makedirs(FLAGS.output, exist_ok=True)
   rows = []
   for seed in FLAGS.seeds:
