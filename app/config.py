@@ -185,7 +185,8 @@ def _set_by_command_line(config, recipe, key, overridden=None):
 
 def _choose_from_data(config, recipe, overridden):
   """config.data_aware: sets, in place, the keys of app.train.data_aware.CHOSEN_KEYS that the
-  command line left as the recipe wrote them, chosen from a survey of the data and the budget;
+  command line left as the recipe wrote them, chosen from a survey of the data, the budget and
+  the resolved precision (runtime.mixed_precision, no longer auto);
   returns {"survey": what it found, "chosen": [{"key", "value", "why"}] of the keys it set}."""
   from app.data.survey import survey  # pylint: disable=g-import-not-at-top
   from app.train import data_aware  # pylint: disable=g-import-not-at-top
@@ -194,7 +195,8 @@ def _choose_from_data(config, recipe, overridden):
   budget = budget_seconds(config.train) or data_aware.NOMINAL_BUDGET_SECONDS
   chosen = []
   own_family = _set_by_command_line(config, recipe, "model.name", overridden)
-  for key, (value, why) in data_aware.choose(found, budget, os.cpu_count() or 1).items():
+  choices = data_aware.choose(found, budget, os.cpu_count() or 1, config.runtime.mixed_precision)
+  for key, (value, why) in choices.items():
     if own_family and key.startswith("model."):
       continue  # the profile's width and switches are its family's, not the user's --model's
     if not _set_by_command_line(config, recipe, key, overridden):
@@ -529,6 +531,10 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   _require(not (resolved.train.time_budget and epochs_given),
            f"--time_budget={resolved.train.time_budget} plans the number of epochs to fit the "
            f"budget; drop --epochs={resolved.train.epochs} (or the budget)")
+  _validate_runtime(resolved.runtime)
+  name, reason = strategy or distribute.strategy_name(resolved.runtime)
+  # The policy first: the data-aware choice estimates the photo speed from it.
+  precision_reason = _resolve_precision(resolved.runtime, name)
   data_aware = _choose_from_data(resolved, recipe, overridden) if resolved.data_aware else None
   scaled = scale_lengths(resolved, recipe)
   parsed = validate(resolved)
@@ -547,8 +553,6 @@ def resolve(config, now=None, strategy=None, recipe=None, overridden=None):
   from app.optim.optimizers import peak_rate  # pylint: disable=g-import-not-at-top
   optim.peak_learning_rate = peak_rate(optim, resolved.train.batch_size)
   optim.warmup_epochs = warmup_epochs(optim, resolved.train)
-  name, reason = strategy or distribute.strategy_name(resolved.runtime)
-  precision_reason = _resolve_precision(resolved.runtime, name)
   resolved.derived = ml_collections.ConfigDict(dict(
       parsed, strategy=name, strategy_reason=reason, mixed_precision_reason=precision_reason,
       recipe_epochs=recipe.train.epochs if recipe else resolved.train.epochs,

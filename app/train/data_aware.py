@@ -27,11 +27,17 @@ PHOTO_SIDES = (64, 96, 112, 128, 144, 160, 192, 224)
 # scratch, passes with fresh augmentations matter more than pixels (the hand recipe of
 # ../shared/datasets/README.md: 0.77 on hymenoptera's val/ at 128 px after 40 epochs).
 PHOTO_MIN_EPOCHS = 60
-# ResNet-9 width 16, mixed_bfloat16, batch 32, 128x128 photos: training images per second on
-# 2 CPU cores (this project's reference machine; docs/BENCHMARKS.md), scaled by the cores here.
-# The cost per image grows with the pixels; the budgeted run measures its own speed before it
-# plans its length (app/train/budget.py), so this only picks the side.
-PHOTO_IMAGES_PER_SECOND_AT_128_PER_CORE = 60.0
+# ResNet-9 width 16 at 128x128: training images per second per CPU core, by the run's resolved
+# precision (scaled by the cores here). The cost per image grows with the pixels; the budgeted
+# run measures its own speed before it plans its length (app/train/budget.py), so this only
+# picks the side.
+# - mixed_bfloat16: 120 images/s at batch 32 on the 2-core AMX Xeon (docs/BENCHMARKS.md);
+# - float32: ~14 images/s at 160 px, batch 16, on the 2-core AVX2-only EPYC, where `auto` trains
+#   float32 ("Your own photos on the AVX2 machine", docs/BENCHMARKS.md): 22 at 128 px. With the
+#   bfloat16 figure there, 160 px was chosen for 60 epochs and 12-16 fitted.
+# - mixed_float16 (a GPU): not measured; the bfloat16 CPU's figure, a floor for any such GPU.
+PHOTO_IMAGES_PER_SECOND_AT_128_PER_CORE = {"mixed_bfloat16": 60.0, "float32": 11.0,
+                                           "mixed_float16": 60.0}
 # The share of a budget the training steps get in the side's estimate (start-up, evaluations,
 # checkpoints and the export take the rest).
 TRAINING_SHARE = 0.7
@@ -71,11 +77,11 @@ def _batch_size(num_train, smallest, largest):
   return min(largest, max(smallest, _power_of_two_at_most(num_train / MIN_STEPS_PER_EPOCH)))
 
 
-def _photo_side(survey, budget_seconds, cores):
+def _photo_side(survey, budget_seconds, cores, precision):
   """(side, why): the largest of PHOTO_SIDES at most the photos' median shorter side at which the
-  budget's training share allows PHOTO_MIN_EPOCHS epochs at the estimated speed."""
+  budget's training share allows PHOTO_MIN_EPOCHS epochs at the speed estimated for `precision`."""
   ceiling = survey.median_shorter_side
-  speed_at_128 = PHOTO_IMAGES_PER_SECOND_AT_128_PER_CORE * cores
+  speed_at_128 = PHOTO_IMAGES_PER_SECOND_AT_128_PER_CORE[precision] * cores
   fits = lambda side: (PHOTO_MIN_EPOCHS * survey.num_train / (speed_at_128 * (128 / side) ** 2)
                        <= TRAINING_SHARE * budget_seconds)
   candidates = [side for side in PHOTO_SIDES if side <= ceiling] or [PHOTO_SIDES[0]]
@@ -84,16 +90,17 @@ def _photo_side(survey, budget_seconds, cores):
   why = (f"the largest of {', '.join(map(str, PHOTO_SIDES))} px at most the photos' median "
          f"shorter side ({ceiling} px) at which {budget_seconds:.0f} s allow {PHOTO_MIN_EPOCHS} "
          f"epochs of {survey.num_train} images at an estimated {speed_at_128:.0f} images/s at "
-         f"128 px on {cores} cores")
+         f"128 px on {cores} cores in {precision}")
   if not fitting:
     why = (f"the smallest side: even {side} px does not allow {PHOTO_MIN_EPOCHS} epochs of "
            f"{survey.num_train} images in {budget_seconds:.0f} s at the estimated speed")
   return side, why
 
 
-def choose(survey: Survey, budget_seconds, cores):
+def choose(survey: Survey, budget_seconds, cores, precision):
   """{key: (value, why)} for every key of CHOSEN_KEYS, from `survey` and the run's time budget
-  in seconds (`cores`: the CPU cores the estimate scales with)."""
+  in seconds (`cores`: the CPU cores the speed estimate scales with; `precision`: the run's
+  resolved mixed-precision policy, which sets it)."""
   side_stored = survey.median_shorter_side
   chosen = {"name": (survey.name, "named after the data (pass --config.name to name it)")}
   if side_stored <= SMALL_SIDE:
@@ -104,7 +111,7 @@ def choose(survey: Survey, budget_seconds, cores):
   else:
     profile, why = PHOTOS, (f"photos (median shorter side {side_stored} px > {SMALL_SIDE}): "
                             "ResNet-9, shorter side resized and centre-cropped, photo augmentations")
-    chosen["data.image_size"] = _photo_side(survey, budget_seconds, cores)
+    chosen["data.image_size"] = _photo_side(survey, budget_seconds, cores, precision)
     batch = _batch_size(survey.num_train, 16, 256)
   chosen["train.batch_size"] = (batch, f"the largest power of two giving {survey.num_train} "
                                 f"training images >= {MIN_STEPS_PER_EPOCH} steps per epoch")

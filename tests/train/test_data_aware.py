@@ -22,24 +22,33 @@ def _survey(side, num_train=220, name="photos"):
 
 
 def test_photos_get_resnet9_at_a_side_within_their_size_and_the_budget():
-  chosen = data_aware.choose(_survey(333), 300.0, cores=2)
+  chosen = data_aware.choose(_survey(333), 300.0, 2, "mixed_bfloat16")
   assert chosen["model.name"][0] == "resnet9" and chosen["data.resize"][0] == "crop"
   assert "resized_crop" in chosen["data.augment"][0]
   assert chosen["model.tta"][0] == "flip"  # its evaluations and export average the mirror view
   side = chosen["data.image_size"][0]
   assert side in data_aware.PHOTO_SIDES and side <= 333
   # A shorter budget never gets a larger side; photos never get one above their own.
-  assert data_aware.choose(_survey(333), 60.0, cores=2)["data.image_size"][0] <= side
-  assert data_aware.choose(_survey(100), 3600.0, cores=2)["data.image_size"][0] <= 100
+  assert data_aware.choose(_survey(333), 60.0, 2, "mixed_bfloat16")["data.image_size"][0] <= side
+  assert data_aware.choose(_survey(100), 3600.0, 2, "mixed_bfloat16")["data.image_size"][0] <= 100
   # Enough steps per epoch on small data: 220 images -> batch 16 (13 steps).
   assert chosen["train.batch_size"][0] == 16
-  assert data_aware.choose(_survey(333, num_train=50000), 300.0, 2)["train.batch_size"][0] == 256
+  assert data_aware.choose(_survey(333, num_train=50000), 300.0, 2, "mixed_bfloat16")["train.batch_size"][0] == 256
   assert chosen["name"][0] == "photos"
   assert set(chosen) == set(data_aware.CHOSEN_KEYS)
 
 
+def test_a_float32_run_gets_the_side_its_slower_steps_allow():
+  # The speed the side is chosen for is the run's precision's: float32 where bfloat16 would be
+  # emulated trains ~5x slower, so the same budget fits the same epochs only at a smaller side.
+  in_bfloat16 = data_aware.choose(_survey(333), 300.0, 2, "mixed_bfloat16")["data.image_size"]
+  in_float32 = data_aware.choose(_survey(333), 300.0, 2, "float32")["data.image_size"]
+  assert in_float32[0] < in_bfloat16[0]
+  assert "in float32" in in_float32[1] and "in mixed_bfloat16" in in_bfloat16[1]
+
+
 def test_small_images_get_the_airbench_ingredients_at_their_own_size():
-  chosen = data_aware.choose(_survey(32, num_train=45000), 600.0, cores=2)
+  chosen = data_aware.choose(_survey(32, num_train=45000), 600.0, 2, "float32")
   assert chosen["data.image_size"][0] == 32 and chosen["model.name"][0] == "airbench"
   assert chosen["train.batch_size"][0] == 512
   assert set(chosen) == set(data_aware.CHOSEN_KEYS)
@@ -71,6 +80,9 @@ def test_resolve_chooses_from_the_data_and_keeps_what_the_command_line_set(tmp_p
   assert choices["survey"]["median_shape"] == [75, 100]
   json.dumps(choices)  # data_aware.json
   assert resolved.derived.time_budget_seconds == 300.0  # the recipe's 5m
+  # The side was chosen for the precision the run trains in (auto resolved before the choice).
+  side_why = next(c["why"] for c in choices["chosen"] if c["key"] == "data.image_size")
+  assert resolved.runtime.mixed_precision in side_why
 
 
 def test_budget_flags_checked_up_front(tmp_path):
