@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import inspect
 import os
+import sys
 
 CHECKED_ON = {"keras": "3.15.1", "keras-tuner": "1.4.8", "tensorflow": "2.21.0",
               "tf2onnx": "1.17.0"}
@@ -59,6 +60,16 @@ SYMBOLS = (
     Symbol("keras_tuner", "Tuner._get_tuner_fname",
            "the tuner's state file, written atomically"),
     Symbol("keras_tuner", "Tuner._is_worker", "a worker saves no oracle state"),
+    Symbol("keras.src.backend.tensorflow.trainer", "TensorFlowTrainer.fit",
+           "fit's training iterator, its local `epoch_iterator`: no public access to it (whose "
+           "deletion stalls, see fit_training_iterator_handles)",
+           source_mentions="epoch_iterator = TFEpochIterator("),
+    Symbol("keras.src.trainers.epoch_iterator", "EpochIterator",
+           "its `_current_iterator` (the tf.data iterator of fit's epochs)",
+           source_mentions="self._current_iterator"),
+    Symbol("tensorflow.python.data.ops.iterator_ops", "OwnedIterator",
+           "its `_iterator_resource` (the handle whose deletion deletes the iterator)",
+           source_mentions="self._iterator_resource"),
     Symbol("tensorflow.python.distribute.collective_all_reduce_strategy",
            "CollectiveAllReduceExtended",
            "its `_num_workers` (input pipelines of a multi-worker run): no public count",
@@ -126,6 +137,33 @@ def build_from_element_spec(model, dataset):
   with model.distribute_strategy.scope():
     model._symbolic_build(data_batch=spec)  # pylint: disable=protected-access
   model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None  # pylint: disable=protected-access
+
+
+# === Keras + tf.data: the training iterator's deletion at fit's end (app/train/callbacks.py) ===
+
+def fit_training_iterator_handles():
+  """Called from a callback of a running `model.fit` (its on_train_end): the resource handles of
+  that fit's training iterator, [] where there is none to find.
+
+  Why: deleting a tf.data iterator waits for the threads it started, its autotuning thread among
+  them, and on TF 2.21 that wait at times lasts the rest of the thread's sleep (its optimisation
+  period, which doubles up to 60 s over a long iterator's life) with every thread idle: 13-63 s
+  at fit's return in 5 of 12 five-minute photo runs on 2026-12-05, none with autotuning off
+  (docs/BENCHMARKS.md, "The stall at fit's end"). Keras deletes the iterator on the main thread
+  as fit returns and gives no access to it: it sits in fit's local `epoch_iterator` (a
+  TFEpochIterator), in the base class's `_current_iterator`; an OwnedIterator's
+  `_iterator_resource` is the handle whose last reference deletes it. Upstream: no issue found in
+  tensorflow/tensorflow for the deletion's wait (searched 2026-12-05); a distributed iterator
+  (several devices) is not handled and gives []."""
+  frame = sys._getframe(1)  # pylint: disable=protected-access
+  while frame is not None and not (frame.f_code.co_name == "fit"
+                                   and "epoch_iterator" in frame.f_locals):
+    frame = frame.f_back
+  if frame is None:
+    return []
+  iterator = getattr(frame.f_locals["epoch_iterator"], "_current_iterator", None)
+  handle = getattr(iterator, "_iterator_resource", None)
+  return [handle] if handle is not None else []
 
 
 def input_pipelines(strategy):

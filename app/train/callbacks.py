@@ -8,6 +8,8 @@ import json
 import math
 import os
 import shutil
+import sys
+import threading
 import time
 
 import keras
@@ -118,6 +120,39 @@ class EpochEndMark(keras.callbacks.Callback):
     if self.timing.epoch_end_start is not None:
       self.timing.fit_split.epoch_end_seconds += time.perf_counter() - self.timing.epoch_end_start
       self.timing.epoch_end_start = None
+
+
+class ReleaseTrainingIterator(keras.callbacks.Callback):
+  """Moves the deletion of fit's training iterator off the main thread: at the end of training it
+  takes a reference to the iterator's handle (keras_compat.fit_training_iterator_handles) and a
+  daemon thread drops it once it is the last one (fit has returned), so the deletion's wait for
+  tf.data's autotuning thread (up to 60 s, docs/BENCHMARKS.md "The stall at fit's end") delays
+  that thread instead of the evaluation, the export and the time budget."""
+
+  POLL_SECONDS = 0.05, 1.0  # the first wait for fit's return, the longest
+
+  def __init__(self):
+    super().__init__()
+    self.threads = []  # one per fit call that had an iterator to release (tests join them)
+
+  def on_train_end(self, logs=None):
+    handles = keras_compat.fit_training_iterator_handles()
+    if not handles:
+      return
+    thread = threading.Thread(target=self._release, args=(handles,), daemon=True,
+                              name="release-training-iterator")
+    self.threads.append(thread)
+    thread.start()
+
+  @classmethod
+  def _release(cls, handles):
+    # References while fit still holds the iterator: the list's, getrefcount's argument, fit's
+    # (one that a reference cycle keeps goes when the collector frees it).
+    wait, longest = cls.POLL_SECONDS
+    while handles and sys.getrefcount(handles[0]) > 2:
+      time.sleep(wait)
+      wait = min(2 * wait, longest)
+    handles.clear()  # the last reference: the iterator is deleted here, in this thread
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -387,7 +422,8 @@ def build(run_dir, config, schedule, timing=None, backup=None):
   a diverged state) and before the EMA swap (it saves the raw weights); the log-adding ones come
   before the writers that read their values; the EMA swap before anything that evaluates or saves."""
   timing, guard = timing or Timing(), DivergenceGuard(config.train.divergence_factor)
-  run_callbacks = [timing, guard] + ([backup] if backup else []) + [LearningRateLog()]
+  run_callbacks = [timing, guard] + ([backup] if backup else []) + [LearningRateLog(),
+                                                                    ReleaseTrainingIterator()]
   if config.train.time_budget_seconds:
     run_callbacks.append(TimeBudget(timing, config.train.time_budget_seconds))
   swap_ema = keras.callbacks.SwapEMAWeights(swap_on_epoch=True) if config.optim.ema else None

@@ -1,13 +1,19 @@
 """TimeBudget: a run stops cleanly once its clock passes train.time_budget_seconds. Lookahead:
-airbench's slow-weight average, synced every k steps, ending on the slow weights."""
+airbench's slow-weight average, synced every k steps, ending on the slow weights.
+ReleaseTrainingIterator: fit's training iterator is deleted off the main thread."""
 
+import threading
 import time
 import types
+import weakref
 
 import keras
 import numpy as np
 import pytest
 
+import tensorflow as tf
+
+from app import keras_compat
 from app.train import callbacks
 from app.optim import averaging
 
@@ -233,3 +239,44 @@ def test_precise_batch_norm_runs_when_the_moving_averages_span_more_than_an_epoc
   kept = [callbacks.HistoryCSV(str(tmp_path))]
   callbacks.add_precise_batch_norm(kept, model, types.SimpleNamespace(**longer), momentum=0.9)
   assert len(kept) == 1
+
+
+class _WatchTrainingIterator(keras.callbacks.Callback):
+  """Records the name of the thread that deletes fit's training iterator's handle."""
+
+  def __init__(self):
+    super().__init__()
+    self.deleted_in, self.watches = [], []
+
+  def on_train_end(self, logs=None):
+    for handle in keras_compat.fit_training_iterator_handles():
+      self.watches.append(weakref.ref(
+          handle, lambda _: self.deleted_in.append(threading.current_thread().name)))
+
+
+def _fit_with(extra_callbacks):
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+  model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  images = np.zeros((32, 4), "float32")
+  batches = tf.data.Dataset.from_tensor_slices((images, np.zeros(32, "int32"))).batch(8).map(
+      lambda x, y: (x, y), num_parallel_calls=tf.data.AUTOTUNE).repeat(2).prefetch(2)
+  watch = _WatchTrainingIterator()
+  model.fit(batches, epochs=2, steps_per_epoch=4, verbose=0, callbacks=extra_callbacks + [watch])
+  return watch
+
+
+def test_the_training_iterator_is_deleted_off_the_main_thread_once_fit_returns():
+  # Without the callback Keras deletes it on the main thread as fit returns (where tf.data's
+  # wait for its autotuning thread stalled runs up to 60 s).
+  assert _fit_with([]).deleted_in == ["MainThread"]
+  release = callbacks.ReleaseTrainingIterator()
+  watch = _fit_with([release])
+  assert len(watch.watches) == 1 and len(release.threads) == 1
+  release.threads[0].join(timeout=30)
+  assert watch.deleted_in == ["release-training-iterator"]
+
+
+def test_release_training_iterator_outside_fit_does_nothing():
+  release = callbacks.ReleaseTrainingIterator()
+  release.on_train_end()
+  assert release.threads == []
