@@ -147,7 +147,7 @@ def fit_training_iterator_handles():
 
   Why: deleting a tf.data iterator waits for the threads it started, its autotuning thread among
   them, and on TF 2.21 that wait at times lasts the rest of the thread's sleep (its optimisation
-  period, which doubles up to 60 s over a long iterator's life) with every thread idle: 13-63 s
+  period, which doubles up to 60 s over a long iterator's life) with every thread idle: 14-57 s
   at fit's return in 5 of 12 five-minute photo runs on 2026-12-05, none with autotuning off
   (docs/BENCHMARKS.md, "The stall at fit's end"). Keras deletes the iterator on the main thread
   as fit returns and gives no access to it: it sits in fit's local `epoch_iterator` (a

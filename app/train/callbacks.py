@@ -149,7 +149,7 @@ class ReleaseTrainingIterator(keras.callbacks.Callback):
     # References while fit still holds the iterator: the list's, getrefcount's argument, fit's
     # (one that a reference cycle keeps goes when the collector frees it).
     wait, longest = cls.POLL_SECONDS
-    while handles and sys.getrefcount(handles[0]) > 2:
+    while sys.getrefcount(handles[0]) > 2:
       time.sleep(wait)
       wait = min(2 * wait, longest)
     started = time.perf_counter()
