@@ -44,6 +44,10 @@ def validate(config):
   _require(0 <= config.seed < 2**32,
            f"seed must be in [0, 2**32 - 1]; received {config.seed}; pass e.g. --seed=0")
   parsed = _validate_data(config.data)
+  # Here, not in _validate_data: the data-aware choice (which runs that first) may set resize.
+  _require(config.data.eval_crop == 1 or config.data.resize == "crop",
+           f"data.eval_crop={config.data.eval_crop:g} keeps a share of a centre crop; it needs "
+           f"--config.data.resize=crop (received {config.data.resize!r})")
   _validate_model(config.model)
   _validate_transfer(config)
   _validate_train(config.train)
@@ -102,6 +106,9 @@ def _validate_data(data):
            f"data.validation_split must be in [0, 1); received {data.validation_split}")
   _require(data.resize in ("resize", "crop", "pad"),
            f"data.resize must be resize, crop or pad; received {data.resize!r}")
+  _require(0 < data.eval_crop <= 1,
+           f"data.eval_crop must be in (0, 1] (the share of the centre kept); received "
+           f"{data.eval_crop}")
   _require(data.on_bad_file in ("fail", "skip"),
            f"data.on_bad_file must be 'fail' or 'skip'; received {data.on_bad_file!r}")
   _require(data.in_memory_max_gb >= 0, "data.in_memory_max_gb must be >= 0 (0 = never)")
@@ -199,6 +206,8 @@ def _choose_from_data(config, recipe, overridden):
   for key, (value, why) in choices.items():
     if own_family and key.startswith("model."):
       continue  # the profile's width and switches are its family's, not the user's --model's
+    if key == "data.eval_crop" and config.data.resize != "crop":
+      continue  # a share of a centre crop's: not for the user's own --config.data.resize
     if not _set_by_command_line(config, recipe, key, overridden):
       set_key(config, key, value)
       chosen.append({"key": key, "value": value, "why": why})

@@ -24,6 +24,9 @@ def get_config():
   config.data.download = False  # fashion_mnist: download via keras.datasets if no local copy
   config.data.image_size = 0  # side in pixels images are resized to; 0 = as stored (must agree)
   config.data.resize = "resize"  # images of another size: resize (stretch), crop (centre), pad; the export alike
+  # (eval_crop below 1 matches the object size a training random-resized crop shows; timm's
+  # crop_pct, ImageNet's 0.875.)
+  config.data.eval_crop = 1.0  # with resize=crop: the share of the centre validation, test and the export keep; 1 = all
   config.data.channels = 0  # 1 (grayscale) or 3 (RGB); 0 = as stored (folder: 3)
   # Fraction of the training split held out for validation (seeded): best.keras, early stopping
   # and the plateau schedule select on it, never on the test split. 0 = validate on the test

@@ -120,6 +120,9 @@ def test_unknown_name_lists_choices(key, value, registry):
     ("model.bn_bias_lr_scale", 0.0, "model.bn_bias_lr_scale"),
     ("optim.lookahead_every", -1, "optim.lookahead_every"),
     ("optim.lookahead_decay", 1.0, "optim.lookahead_decay"),
+    ("data.eval_crop", 0.0, "data.eval_crop must be in"),
+    ("data.eval_crop", 1.5, "data.eval_crop must be in"),
+    ("data.eval_crop", 0.9, "needs --config.data.resize=crop"),  # the schema's resize: stretch
 ])
 def test_bad_value_names_the_key(key, value, named):
   config = default.get_config()

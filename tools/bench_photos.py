@@ -61,6 +61,9 @@ def _run(setting, budget, seed):
   started = time.perf_counter()
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
   wall = time.perf_counter() - started
+  os.makedirs(os.path.join(FLAGS.output, "logs"), exist_ok=True)
+  with open(os.path.join(FLAGS.output, "logs", f"{name}.log"), "w") as f:  # the run's own log
+    f.write(result.stdout + result.stderr)
   if result.returncode:
     return {"name": name, "failed": result.stderr.strip().splitlines()[-1:], "wall_seconds": wall}
   with open(os.path.join(run_dir, "metrics.json")) as f:

@@ -7,6 +7,11 @@ Resize policies (data.resize) for an image whose size differs from the training 
   "crop"    scale the shorter side to fit, then take the centre
   "pad"     scale the longer side to fit, then pad with zeros (letterbox)
 Resized pixels are clipped to 0..255 and rounded; an image of the training size passes untouched.
+Evaluation and serving may keep less than the whole centre (data.eval_crop, evaluation_policy):
+  "crop(F)" scale the shorter side to (training side) / F, then take the centre: the share F of
+            it (timm's crop_pct, ImageNet's 0.875), so that objects appear at about the size a
+            random-resized crop showed them in training; an image of the training size is
+            cropped and scaled too
 
 Also here: image files' sizes read from their headers, no pixels decoded (stored_sizes: what a
 folder's size as stored is chosen from), and the memory bound of a batch of images of a size
@@ -46,6 +51,19 @@ def to_channels(image, channels):
   return tf.image.grayscale_to_rgb(image)
 
 
+def evaluation_policy(resize, eval_crop=1.0):
+  """The policy evaluation and serving resize by: `resize` (data.resize), or "crop(F)" for
+  data.resize="crop" and data.eval_crop F < 1 (the module docstring)."""
+  return f"crop({eval_crop:g})" if resize == "crop" and eval_crop < 1 else resize
+
+
+def parse_policy(policy):
+  """(name, share of the centre kept): "crop(0.9)" -> ("crop", 0.9), "pad" -> ("pad", 1.0)."""
+  if policy.startswith("crop(") and policy.endswith(")"):
+    return "crop", float(policy[len("crop("):-1])
+  return policy, 1.0
+
+
 def _scale(images, height, width, policy):
   """float32 [batch,] (height, width, C) by `policy` (the module docstring), not yet rounded.
 
@@ -54,6 +72,7 @@ def _scale(images, height, width, policy):
   graph it runs in (the training pipeline and a SavedModel disagreed on pad's pixels for
   21 x 37 -> 12 x 12), and crop scaled 5 x 25 to 13 x 61, not 12 x 60, for 12 x 12."""
   h, w = tf.unstack(tf.shape(images)[-3:-1])
+  policy, kept = parse_policy(policy)
   if policy == "pad":  # fit inside: the binding side at its target, the other floored (>= 1)
     size = [tf.clip_by_value(h * width // w, 1, height),
             tf.clip_by_value(w * height // h, 1, width)]
@@ -61,7 +80,9 @@ def _scale(images, height, width, policy):
     left = tf.maximum(0, (width * h - w * height) // (2 * h))
     return tf.image.pad_to_bounding_box(tf.image.resize(images, size), top, left, height, width)
   if policy == "crop":  # cover: the binding side at its target, the other rounded up
-    size = [tf.maximum(height, -(-h * width // w)), tf.maximum(width, -(-w * height // h))]
+    # (kept < 1: the target grown to height / kept, width / kept, its centre then taken)
+    cover_h, cover_w = int(round(height / kept)), int(round(width / kept))
+    size = [tf.maximum(cover_h, -(-h * cover_w // w)), tf.maximum(cover_w, -(-w * cover_h // h))]
     return tf.image.resize_with_crop_or_pad(tf.image.resize(images, size), height, width)
   return tf.image.resize(images, [height, width])
 
@@ -69,9 +90,12 @@ def _scale(images, height, width, policy):
 def resize(images, height, width, policy="resize"):
   """[batch,] (h, w, C) images, uint8 or float32 0..255 -> [batch,] (height, width, C) of the same
   dtype, by `policy`, clipped to 0..255 and rounded; images already (height, width) pass
-  untouched (so they serve exactly what the model computes)."""
+  untouched (so they serve exactly what the model computes), unless the policy keeps a share of
+  the centre ("crop(F)")."""
   size = tf.shape(images)[-3:-1]
   same = tf.logical_and(size[0] == height, size[1] == width)
+  if parse_policy(policy)[1] < 1:  # a share of the centre: every image is cropped and scaled
+    same = tf.constant(False)
   resized = lambda: tf.cast(tf.round(tf.clip_by_value(
       _scale(images, height, width, policy), 0, 255)), images.dtype)
   shape = images.shape
@@ -98,7 +122,7 @@ def fit_arrays(images, image_shape, policy="resize", batch_size=4096):
   """uint8 numpy (N, H, W, C) images (an IDX file's) -> uint8 numpy (N, *image_shape) by `fit`,
   in batches; returned unchanged when they already have that shape."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  if images.shape[1:] == tuple(image_shape):
+  if images.shape[1:] == tuple(image_shape) and parse_policy(policy)[1] == 1:
     return images
   height, width, channels = image_shape
   memory.require_fits(len(images) * height * width * channels,

@@ -246,11 +246,19 @@ def _splits(source, data, seed, fold):
     train, validation = split_validation(train, data.validation_split, seed)
   else:
     validation = test
+  # Validation and test are seen as evaluation sees them (data.eval_crop's share of the centre,
+  # from the stored image), decoded once here where data.in_memory_max_gb allows; images a
+  # source holds as arrays already at the training size (IDX, TFDS) are cropped from those.
+  policy = images_lib.evaluation_policy(data.resize, data.eval_crop)
+  evaluated = lambda e: e if policy == data.resize or e.images is None else type(e)(
+      labels=e.labels, images=images_lib.fit_arrays(e.images, source.image_shape, policy))
+  same = test is validation
+  validation = evaluated(validation)
+  test = validation if same else evaluated(test)
   if data.in_memory_max_gb:
-    decode = lambda e: in_memory(e, source.image_shape, data.resize, data.in_memory_max_gb)
-    same = test is validation
-    train, validation = decode(train), decode(validation)
-    test = validation if same else decode(test)
+    decode = lambda e, resize: in_memory(e, source.image_shape, resize, data.in_memory_max_gb)
+    train, validation = decode(train, data.resize), decode(validation, policy)
+    test = validation if same else decode(test, policy)
   return train, validation, test, test_split
 
 
@@ -285,7 +293,7 @@ def _evaluation_batches(datasets, examples, split):
   data, num_classes = datasets.data, len(datasets.class_names)
   cache = _cache(data, split)
   ds = ordered_batches(examples, datasets.image_shape, datasets.batch_size, cache=cache,
-                       resize=data.resize)
+                       resize=images_lib.evaluation_policy(data.resize, data.eval_crop))
   ds = ds.map(lambda x, y: _model_inputs(x, y, num_classes), num_parallel_calls=AUTOTUNE)
   return _prefetched(ds, data)
 

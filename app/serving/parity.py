@@ -97,7 +97,7 @@ def _saved_model_outputs(path, images, copies):
 def check_all(model, saved_model, files, images, resize="resize"):
   """Checks the SavedModel at `saved_model` and each {format: path} in `files` against `model`
   on `images`, and the SavedModel on their non-square copies against `model` fed them resized
-  by policy `resize` (the run's data.resize); returns {artifact: record} and raises ParityError
+  by policy `resize` (the run's evaluation policy: images_lib.evaluation_policy); returns {artifact: record} and raises ParityError
   if any check failed."""
   images = as_uint8(images)
   predict = lambda pixels: np.asarray(model.predict(np.asarray(pixels, np.float32), verbose=0),
@@ -107,10 +107,14 @@ def check_all(model, saved_model, files, images, resize="resize"):
   reference = predict(images)
   trained_view = np.concatenate([  # the copies as the training pipeline resizes them
       predict(images_lib.resize(tf.constant(copy), height, width, resize)) for copy in copies])
+  # The signatures taking any size resize even images of the training size when the policy
+  # keeps a share of the centre (data.eval_crop < 1); "serve" takes them as they are.
+  evaluated = reference if images_lib.parse_policy(resize)[1] == 1 else predict(
+      images_lib.resize(tf.constant(images), height, width, resize))
   outputs, dtypes = _saved_model_outputs(saved_model, images, copies)
-  checks = {f"saved_model/{name}": compare(
-                probabilities, trained_view if name.endswith("/non_square") else reference,
-                SAVED_MODEL_TOLERANCE)
+  expected = lambda name: (trained_view if name.endswith("/non_square") else
+                           evaluated if name in ANY_SIZE_SIGNATURES else reference)
+  checks = {f"saved_model/{name}": compare(probabilities, expected(name), SAVED_MODEL_TOLERANCE)
             for name, probabilities in outputs.items()}
   checks["saved_model/float_dtypes"] = {"dtypes": dtypes, "passed": dtypes == ["float32"]}
   for name, path in files.items():

@@ -10,8 +10,9 @@ The export is a Keras `ExportArchive` with four endpoints, each a SavedModel sig
 The dict: `probabilities` [batch, classes], `top_class_ids` [batch, k] (int32, best first),
 `top_probabilities` [batch, k] and `top_class_names` [batch, k] (tf.string), k = min(5, classes).
 Images are decoded and resized in the graph by the training pipeline's own functions
-(app/data/images.py) with the policy the model trained with (data.resize: stretch, centre crop or
-letterbox pad; recorded in the metadata), and normalised by the model's own first layer, so a
+(app/data/images.py) with the policy the model was evaluated with (data.resize: stretch, centre
+crop or letterbox pad; data.eval_crop: the share of a centre crop kept; both recorded in the
+metadata), and normalised by the model's own first layer, so a
 client sends raw pixels or files and the model sees what training showed it.
 
 The graph is float32 whatever policy the model trained under (`float32_model`). The archive is
@@ -106,8 +107,8 @@ def normalization_of(model):
 
 
 def build_archive(model, class_names, resize="resize"):
-  """The ExportArchive described in the module docstring; `resize` is the data.resize policy the
-  model trained with."""
+  """The ExportArchive described in the module docstring; `resize` is the policy the model was
+  evaluated with (images_lib.evaluation_policy: data.resize, and data.eval_crop's share)."""
   height, width, channels = model.input_shape[1:]
   names = tf.constant(class_names, tf.string)
   top_k = min(TOP_K, len(class_names))
@@ -118,8 +119,8 @@ def build_archive(model, class_names, resize="resize"):
   forward = tf.function(lambda images: model(images, training=False), autograph=False,
                         input_signature=[tf.TensorSpec([None, height, width, channels])])
 
-  def classify(images):  # float32 [batch, h, w, C], 0..255
-    probabilities = forward(images_lib.resize(images, height, width, resize))
+  def classify(images, fitted=False):  # float32 [batch, h, w, C], 0..255 (fitted: resized)
+    probabilities = forward(images if fitted else images_lib.resize(images, height, width, resize))
     top_probabilities, top_class_ids = tf.math.top_k(probabilities, k=top_k)
     return {"probabilities": probabilities, "top_class_ids": top_class_ids,
             "top_probabilities": top_probabilities,
@@ -138,7 +139,8 @@ def build_archive(model, class_names, resize="resize"):
   archive.add_endpoint(
       "serve_bytes",
       lambda image_bytes: classify(tf.map_fn(
-          decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels]))),
+          decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels])),
+          fitted=True),
       spec(tf.string, "image_bytes", (None,)))
   archive.add_endpoint("serve", forward,
                        spec(tf.float32, "images", (None, height, width, channels)))
@@ -160,6 +162,12 @@ SIGNATURES = {
 
 
 def _describe(model, class_names, formats, resize):
+  policy, kept = images_lib.parse_policy(resize)
+  rule = (f"{RESIZE_RULES[policy]}, bilinear, clipped to 0..255 and rounded, as in training's "
+          "evaluation; images of input_shape pass unchanged") if kept == 1 else (
+          f"shorter side scaled to input_shape / {kept:g}, then the centre taken (a share "
+          f"{kept:g} of it, every image), bilinear, clipped to 0..255 and rounded, as in "
+          "training's evaluation")
   return {
       "class_names": list(class_names),
       "input_shape": list(model.input_shape[1:]),
@@ -169,10 +177,9 @@ def _describe(model, class_names, formats, resize):
                   "top_class_ids": f"int32 [batch, {min(TOP_K, len(class_names))}], best first",
                   "top_probabilities": "float32, the probabilities of top_class_ids",
                   "top_class_names": "string, the names of top_class_ids"},
-      "preprocessing": {"resize": resize,  # data.resize of the training run
-                        "resize_rule": f"{RESIZE_RULES[resize]}, bilinear, clipped to 0..255 and "
-                                       "rounded, as in training; images of input_shape pass "
-                                       "unchanged",
+      "preprocessing": {"resize": policy,  # data.resize of the training run
+                        "eval_crop": kept,  # data.eval_crop: the share of the centre kept
+                        "resize_rule": rule,
                         "normalize": normalization_of(model)},
       "dtype": "float32",
       "files": {fmt: export_formats.FORMATS.get(fmt).filename for fmt in formats},

@@ -74,11 +74,12 @@ def test_every_format_decodes_to_gray_and_to_colour(image_format, stored, channe
   assert np.abs(out.astype(int) - 120).max() <= 1  # rgb_to_grayscale's weights sum to 0.9999
 
 
-def pixels_export(shape, directory):
+def pixels_export(shape, directory, resize="resize"):
   """The loaded export of a model that returns its input pixels (as its "probabilities")."""
   model = keras.Sequential([keras.Input(shape), keras.layers.Flatten()])
   names = [str(k) for k in range(int(np.prod(shape)))]
-  saved_model.build_archive(model, names).write_out(str(directory / "model"), verbose=False)
+  saved_model.build_archive(model, names, resize).write_out(str(directory / "model"),
+                                                            verbose=False)
   return tf.saved_model.load(str(directory / "model"))
 
 
@@ -144,6 +145,42 @@ def test_the_serving_graph_gives_the_pipelines_pixels(tmp_path):
         loaded.signatures["serving_default"](images=tf.constant(image[None], tf.float32)),
     ]
     for output in outputs:
+      np.testing.assert_array_equal(output["probabilities"].numpy(), expected)
+
+
+# === Issue 18: evaluation keeps a share of the centre (data.eval_crop) ===
+
+def test_evaluation_policy_is_the_training_policy_unless_a_crop_keeps_less():
+  assert images.evaluation_policy("crop", 1.0) == "crop"
+  assert images.evaluation_policy("crop", 0.875) == "crop(0.875)"
+  assert images.evaluation_policy("resize", 1.0) == "resize"
+  assert images.parse_policy("crop(0.9)") == ("crop", 0.9)
+  assert images.parse_policy("pad") == ("pad", 1.0)
+
+
+def test_a_crop_keeping_half_the_centre_scales_that_half_to_the_side():
+  # 40 x 80: the shorter side to 20 / 0.5 = 40 (the image as it is), its centre 20 x 20 taken.
+  image = np.random.default_rng(6).integers(0, 256, (40, 80, 3), np.uint8)
+  out = images.fit(tf.constant(image), (20, 20, 3), "crop(0.5)").numpy()
+  np.testing.assert_array_equal(out, image[10:30, 30:50])
+  # At the training size too: an image of 20 x 20 has its centre 10 x 10 scaled up, not passed.
+  square = np.zeros((20, 20, 3), np.uint8)
+  square[5:15, 5:15] = 255  # a bright centre half, dark border
+  centre = images.fit(tf.constant(square), (20, 20, 3), "crop(0.5)").numpy()
+  assert (centre[1:-1, 1:-1] == 255).all() and (centre > 128).all()  # the border row bilinear
+  assert (images.fit(tf.constant(square), (20, 20, 3), "crop").numpy()[:5] == 0).all()
+
+
+def test_the_serving_graph_keeps_the_share_of_the_centre_evaluation_keeps(tmp_path):
+  shape = (8, 8, 3)
+  loaded = pixels_export(shape, tmp_path, "crop(0.8)")
+  rng = np.random.default_rng(7)
+  for size in ((21, 37), (45, 19), shape[:2]):
+    image = rng.integers(0, 256, (*size, 3), np.uint8)
+    expected = _decode(png(image), shape, "crop(0.8)").numpy().reshape(1, -1).astype(np.float32)
+    assert not np.array_equal(expected, _decode(png(image), shape, "crop").numpy().reshape(1, -1))
+    for output in (loaded.signatures["serve_bytes"](image_bytes=png(image)[None]),
+                   loaded.signatures["serve_uint8"](images=tf.constant(image[None]))):
       np.testing.assert_array_equal(output["probabilities"].numpy(), expected)
 
 

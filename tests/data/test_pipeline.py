@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from app.data import images as images_lib
 from app.data import pipeline, sources
 from app.data.sources import DATASETS, Examples, Source, tfrecord
 from app.core.errors import UsageError
@@ -221,6 +222,41 @@ def test_a_limit_keeps_every_class_share_of_every_source_seeded(name, source_dir
 
 
 # === Issue 18 (6): a folder's own validation split (train/ + val/ [+ test/]) ===
+
+
+@pytest.mark.parametrize("in_memory_max_gb", [0.0, 1.0])
+def test_validation_and_test_keep_eval_crop_s_share_and_training_the_whole_centre(
+    cifar_mini_dir, data_config, in_memory_max_gb):
+  """data.eval_crop (issue 18): validation and test images are the stored images' centre share
+  scaled to the side (decoded from the files, in memory or not); training keeps the whole
+  centre, which its augmentations crop."""
+  data_config.data_dir, data_config.limit, data_config.image_size = cifar_mini_dir, 20, 24
+  data_config.resize, data_config.eval_crop = "crop", 0.75
+  data_config.in_memory_max_gb = in_memory_max_gb
+  source = DATASETS.get("folder")(data_config)
+  data = pipeline.build(source, data_config, 100, seed=0)
+  stored = lambda path: tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+  # 32 x 32 files: the shorter side to 24 / 0.75 = 32 (as stored), its centre 24 x 24.
+  test_images, _ = first_batch(data.test)
+  first_test = source.test.limited(20, 0).paths[0]  # the pipeline's subset (seed 0)
+  np.testing.assert_array_equal(test_images[0], stored(first_test).numpy()[4:28, 4:28])
+  paths = source.train.limited(20, 0).paths  # the pipeline's subset (seed 0), test part included
+  whole = {images_lib.fit(stored(p), (24, 24, 3), "crop").numpy().tobytes() for p in paths}
+  centre = {images_lib.fit(stored(p), (24, 24, 3), "crop(0.75)").numpy().tobytes() for p in paths}
+  train = {image.astype(np.uint8).tobytes() for x, _ in data.train for image in x.numpy()}
+  assert train <= whole and not train & centre and len(train) == data.num_train
+
+
+def test_eval_crop_crops_the_arrays_a_source_holds_at_the_training_size(fashion_mnist, limited):
+  limited.resize, limited.eval_crop = "crop", 0.5
+  data = pipeline.build(fashion_mnist, limited, 50, seed=0)
+  test_images, _ = first_batch(data.test)
+  first_test = fashion_mnist.test.limited(1000, 0).images[0]  # the pipeline's subset (seed 0)
+  expected = images_lib.fit(tf.constant(first_test), (28, 28, 1), "crop(0.5)")
+  np.testing.assert_array_equal(test_images[0], expected.numpy().astype(np.float32))
+  train_images, _ = first_batch(data.train)  # not augmented here: training's pixels as stored
+  stored = {image.tobytes() for image in fashion_mnist.train.limited(1000, 0).images}
+  assert train_images[0].astype(np.uint8).tobytes() in stored
 
 
 def test_a_val_folder_validates_and_the_test_split_is_held_out_of_train(tmp_path, data_config):

@@ -107,7 +107,7 @@ def _non_square_files(folder, channels):
   return paths
 
 
-@pytest.mark.parametrize("policy", ["resize", "crop", "pad"])
+@pytest.mark.parametrize("policy", ["resize", "crop", "pad", "crop(0.8)"])  # 0.8: data.eval_crop
 def test_every_signature_applies_the_training_resize_policy(tmp_path, images, policy):
   """Issue 20 (9): an export of a model that returns its input pixels. Each signature hands it,
   for non-square files, the pixels the training pipeline (ordered_batches, same data.resize)
@@ -121,7 +121,9 @@ def test_every_signature_applies_the_training_resize_policy(tmp_path, images, po
                                                resize=policy).as_numpy_iterator()
   path = serving.export_saved_model(pixels_model, str(tmp_path / "exports"), "pixels", names, {},
                                     np.repeat(images, 3, -1), resize=policy)
-  assert serving.read_metadata(path)["preprocessing"]["resize"] == policy
+  recorded = serving.read_metadata(path)["preprocessing"]
+  assert (recorded["resize"], recorded["eval_crop"]) == ("crop", 0.8) if policy == "crop(0.8)" \
+      else (policy, 1.0)
   loaded = tf.saved_model.load(path)
   served = lambda outputs: outputs["probabilities"].numpy().reshape(-1, *shape)
 

@@ -85,6 +85,20 @@ def test_resolve_chooses_from_the_data_and_keeps_what_the_command_line_set(tmp_p
   assert resolved.runtime.mixed_precision in side_why
 
 
+def test_photos_evaluate_on_a_share_of_the_centre_unless_the_user_resizes_otherwise(tmp_path):
+  """data.eval_crop (issue 18): the photo profile's 0.9 of the centre, left at the whole image
+  when the command line chose another resize policy (a share of a centre crop means nothing
+  there), and the user's own value kept."""
+  folder = str(_folder(tmp_path / "p", [(60, 80), (90, 120)]))
+  recipe = data_aware_recipe.get_config()
+  resolved = lambda **data: config_lib.resolve(
+      ml_collections.ConfigDict(dict(recipe.to_dict(), data=dict(
+          recipe.data.to_dict(), data_dir=folder, **data))), recipe=recipe).data
+  assert (resolved().resize, resolved().eval_crop) == ("crop", data_aware.PHOTOS["data.eval_crop"])
+  assert (resolved(resize="pad").resize, resolved(resize="pad").eval_crop) == ("pad", 1.0)
+  assert resolved(eval_crop=0.8).eval_crop == 0.8
+
+
 def test_budget_flags_checked_up_front(tmp_path):
   recipe = data_aware_recipe.get_config()
   config = ml_collections.ConfigDict(recipe.to_dict())
