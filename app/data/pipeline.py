@@ -46,6 +46,9 @@ class Datasets:
   seed: int  # the run's: every epoch's shuffle and augmentation keys derive from it
   batch_size: int  # global
   drop_remainder: bool
+  # How validation, test and the export resize (images_lib.evaluation_policy: data.resize, and
+  # data.eval_crop's share of a centre crop): what every evaluation and the export read.
+  evaluation_resize: str
   # The source's own validation split when validation is it (Source.validation_description:
   # "val folder DIR/val"); "" when validation is held out of train, a fold or the test split.
   validation_from: str = ""
@@ -215,7 +218,7 @@ def channel_stats(examples, image_shape, resize="resize"):
   return pixels.mean(axis=0), np.maximum(pixels.var(axis=0), 1e-6)
 
 
-def _splits(source, data, seed, fold):
+def _splits(source, data, seed, fold, policy):
   """(train, validation, test, test split name) Examples of `source` as build() documents them,
   decoded into memory where data.in_memory_max_gb allows."""
   # data.limit's seeded stratified subset (checks.check_source's, when the source was checked:
@@ -249,7 +252,6 @@ def _splits(source, data, seed, fold):
   # Validation and test are seen as evaluation sees them (data.eval_crop's share of the centre,
   # from the stored image), decoded once here where data.in_memory_max_gb allows; images a
   # source holds as arrays already at the training size (IDX, TFDS) are cropped from those.
-  policy = images_lib.evaluation_policy(data.resize, data.eval_crop)
   evaluated = lambda e: e if policy == data.resize or e.images is None else type(e)(
       labels=e.labels, images=images_lib.fit_arrays(e.images, source.image_shape, policy))
   same = test is validation
@@ -293,7 +295,7 @@ def _evaluation_batches(datasets, examples, split):
   data, num_classes = datasets.data, len(datasets.class_names)
   cache = _cache(data, split)
   ds = ordered_batches(examples, datasets.image_shape, datasets.batch_size, cache=cache,
-                       resize=images_lib.evaluation_policy(data.resize, data.eval_crop))
+                       resize=datasets.evaluation_resize)
   ds = ds.map(lambda x, y: _model_inputs(x, y, num_classes), num_parallel_calls=AUTOTUNE)
   return _prefetched(ds, data)
 
@@ -335,7 +337,8 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
   augmenter = augmenter or augment.parse(data.augment)
   augmenter.check_image_shape(source.image_shape)  # before decoding, not in the first step
   images_lib.require_batch_fits(source.image_shape, batch_size, as_stored=not data.image_size)
-  train, validation, test, test_split = _splits(source, data, seed, fold)
+  evaluation_resize = images_lib.evaluation_policy(data.resize, data.eval_crop)
+  train, validation, test, test_split = _splits(source, data, seed, fold, evaluation_resize)
   if len(train) < batch_size and drop_remainder:
     raise UsageError(f"batch_size={batch_size} exceeds the {len(train)} training images; lower it")
   num_classes = len(source.class_names)
@@ -349,7 +352,7 @@ def build(source, data, batch_size, seed, drop_remainder=False, fold=None, augme
       split_class_counts={name: np.bincount(split.labels, minlength=num_classes)
                           for name, split in (("validation", validation), ("test", test))},
       data=data, augmenter=augmenter, seed=seed, batch_size=batch_size,
-      drop_remainder=drop_remainder,
+      drop_remainder=drop_remainder, evaluation_resize=evaluation_resize,
       validation_from=source.validation_description if fold is None else "")
   datasets.train = training_batches(datasets, 0, 1)
   datasets.validation = _evaluation_batches(datasets, validation, "validation")

@@ -97,8 +97,8 @@ def _saved_model_outputs(path, images, copies):
 def check_all(model, saved_model, files, images, resize="resize"):
   """Checks the SavedModel at `saved_model` and each {format: path} in `files` against `model`
   on `images`, and the SavedModel on their non-square copies against `model` fed them resized
-  by policy `resize` (the run's evaluation policy: images_lib.evaluation_policy); returns {artifact: record} and raises ParityError
-  if any check failed."""
+  by policy `resize` (the run's Datasets.evaluation_resize); returns {artifact: record} and
+  raises ParityError if any check failed."""
   images = as_uint8(images)
   predict = lambda pixels: np.asarray(model.predict(np.asarray(pixels, np.float32), verbose=0),
                                       np.float64)

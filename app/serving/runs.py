@@ -3,7 +3,6 @@ mode only), its data split as in training, and its export (app/serving/saved_mod
 
 from app.core.errors import UsageError
 from app.core.run_dir import RunDir
-from app.data import images as images_lib
 from app.serving import formats as export_formats
 from app.serving import parity
 from app.serving import saved_model as serving
@@ -75,4 +74,4 @@ def export_run(run_dir, checkpoint="best", export_dir=None, name=None, formats=N
   return serving.export_saved_model(
       model, config.export.dir if export_dir is None else export_dir, name, data.class_names,
       metadata, parity_images=parity.take_images(data.test, count), formats=formats,
-      resize=images_lib.evaluation_policy(config.data.resize, config.data.eval_crop))
+      resize=data.evaluation_resize)

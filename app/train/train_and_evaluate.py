@@ -15,7 +15,6 @@ from app import accel, distribute
 from app.core import clock, crash_points, plots
 from app.core.run_dir import RunDir
 from app.data import augment, checks, pipeline, sources
-from app.data import images as images_lib
 from app.evaluate import verdict
 from app.models import build_model, init_from_data
 from app.serving import parity
@@ -242,8 +241,7 @@ def train_and_evaluate(config, fold=None):
         model, config.export.dir, config.name, data.class_names,
         export_metadata(config, metrics),
         parity_images=parity.take_images(data.test, config.export.parity_images),
-        formats=tuple(config.derived.export_formats),
-        resize=images_lib.evaluation_policy(config.data.resize, config.data.eval_crop))
+        formats=tuple(config.derived.export_formats), resize=data.evaluation_resize)
     logging.info("exported %s", metrics["export_path"])
     profile.lap("export")
   # The whole command's seconds (start-up to export), and with --time_budget its bound.

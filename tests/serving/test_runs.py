@@ -49,15 +49,17 @@ def test_an_exported_run_serves_with_its_resize_policy(trained_run, tmp_path):
   (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
   path = runs.export_run(str(run_dir), export_dir=str(tmp_path / "exports"), parity_images=8)
   metadata = serving.read_metadata(path)
-  assert (metadata["preprocessing"]["resize"], metadata["preprocessing"]["eval_crop"]) == ("crop", 1)
+  preprocessing = metadata["preprocessing"]
+  assert (preprocessing["resize"], preprocessing["eval_crop"]) == ("crop", 1)
   assert metadata["parity"]["saved_model/serve_bytes/non_square"]["passed"]
   # data.eval_crop (issue 18): the export keeps the share of the centre evaluation kept.
   config["data"]["eval_crop"] = 0.8
   (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
   path = runs.export_run(str(run_dir), export_dir=str(tmp_path / "exports"), parity_images=8)
   metadata = serving.read_metadata(path)
-  assert (metadata["preprocessing"]["resize"], metadata["preprocessing"]["eval_crop"]) == ("crop", 0.8)
-  assert "/ 0.8" in metadata["preprocessing"]["resize_rule"]
+  preprocessing = metadata["preprocessing"]
+  assert (preprocessing["resize"], preprocessing["eval_crop"]) == ("crop", 0.8)
+  assert "/ 0.8" in preprocessing["resize_rule"]
   assert metadata["parity"]["saved_model/serve_bytes/non_square"]["passed"]
   trained = serving.read_metadata(trained_run.export_path)
   assert trained["preprocessing"]["resize"] == "resize"
